@@ -1,0 +1,120 @@
+// Package apikeys issues and checks the API keys that authenticate the admin
+// API. A key is shown once; only its SHA-256 is stored.
+package apikeys
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/herald-im/herald/invalid"
+)
+
+// DB is a pool or a transaction.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Role is what a key may do.
+type Role string
+
+// Roles, from most to least powerful.
+const (
+	RoleAdmin    Role = "admin"    // everything, including apps, credentials and erasure
+	RoleMarketer Role = "marketer" // lists, subscribers, imports, campaigns
+	RoleAgent    Role = "agent"    // conversations; reads subscribers
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == RoleAdmin || r == RoleMarketer || r == RoleAgent }
+
+// Key is a stored API key without its secret.
+type Key struct {
+	ID        int64      `json:"id"`
+	Name      string     `json:"name"`
+	Role      Role       `json:"role"`
+	Prefix    string     `json:"prefix"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// ErrInvalid is returned for unknown, malformed, revoked or expired keys.
+var ErrInvalid = errors.New("apikeys: invalid key")
+
+var enc = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// Create issues a key and returns its plaintext, which is never stored.
+func Create(ctx context.Context, db DB, name string, role Role, ttl time.Duration) (string, *Key, error) {
+	if !role.Valid() {
+		return "", nil, invalid.Field("role", "must be admin, marketer or agent")
+	}
+	if strings.TrimSpace(name) == "" || len(name) > 200 {
+		return "", nil, invalid.Field("name", "must be 1-200 characters")
+	}
+	prefix := strings.ToLower(enc.EncodeToString(random(5)))
+	secret := strings.ToLower(enc.EncodeToString(random(20)))
+	plaintext := "hk_" + prefix + "_" + secret
+	sum := sha256.Sum256([]byte(plaintext))
+	k := Key{Name: name, Role: role, Prefix: prefix}
+	var expires *time.Time
+	if ttl > 0 {
+		t := time.Now().Add(ttl)
+		expires = &t
+	}
+	err := db.QueryRow(ctx, `INSERT INTO api_keys (name, role, prefix, secret_hash, expires_at) VALUES ($1, $2, $3, $4, $5)
+		RETURNING id, created_at, expires_at`, name, role, prefix, sum[:], expires).Scan(&k.ID, &k.CreatedAt, &k.ExpiresAt)
+	if err != nil {
+		return "", nil, fmt.Errorf("apikeys: create: %w", err)
+	}
+	return plaintext, &k, nil
+}
+
+// Authenticate returns the key for a plaintext API key.
+func Authenticate(ctx context.Context, db DB, plaintext string) (*Key, error) {
+	rest, ok := strings.CutPrefix(plaintext, "hk_")
+	prefix, _, ok2 := strings.Cut(rest, "_")
+	if !ok || !ok2 || len(prefix) != 8 {
+		return nil, ErrInvalid
+	}
+	var k Key
+	var hash []byte
+	err := db.QueryRow(ctx, `UPDATE api_keys SET last_used_at = now()
+		WHERE prefix = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > clock_timestamp())
+		RETURNING id, name, role, prefix, created_at, expires_at, secret_hash`, prefix).
+		Scan(&k.ID, &k.Name, &k.Role, &k.Prefix, &k.CreatedAt, &k.ExpiresAt, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrInvalid
+	}
+	if err != nil {
+		return nil, fmt.Errorf("apikeys: authenticate: %w", err)
+	}
+	sum := sha256.Sum256([]byte(plaintext))
+	if subtle.ConstantTimeCompare(sum[:], hash) != 1 {
+		return nil, ErrInvalid
+	}
+	return &k, nil
+}
+
+// Revoke disables a key.
+func Revoke(ctx context.Context, db DB, id int64) error {
+	if _, err := db.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("apikeys: revoke: %w", err)
+	}
+	return nil
+}
+
+func random(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}

@@ -1,0 +1,103 @@
+package campaigns
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-im/herald/subscribers"
+)
+
+// audienceQuery is the FROM and WHERE of a campaign's audience: devices of
+// the app, active, of active subscribers who confirmed one of the lists and
+// match the segment. Placeholders $1 (app) and $2 (list ids) come first.
+type audienceQuery struct {
+	from string
+	args []any
+}
+
+func (s *Service) audience(ctx context.Context, db subscribers.DB, appID int64, a *Audience) (*audienceQuery, error) {
+	var listIDs []int64
+	for _, slug := range a.Lists {
+		l, err := subscribers.GetList(ctx, db, slug)
+		if err == nil {
+			listIDs = append(listIDs, l.ID)
+		}
+	}
+	q := &audienceQuery{args: []any{appID, listIDs}}
+	var b strings.Builder
+	b.WriteString(`FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
+		WHERE d.app_id = $1 AND d.active AND s.state = 'active'
+		AND EXISTS (SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id AND m.list_id = ANY($2::bigint[]) AND m.status = 'confirmed')`)
+	if a.Segment != nil {
+		where, args, err := a.Segment.Compile(3)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(" AND " + where)
+		q.args = append(q.args, args...)
+	}
+	q.from = b.String()
+	return q, nil
+}
+
+// and adds a condition with one argument, written with %s for its placeholder.
+func (q *audienceQuery) and(cond string, arg any) *audienceQuery {
+	args := append(append([]any(nil), q.args...), arg)
+	return &audienceQuery{from: q.from + " AND " + fmt.Sprintf(cond, fmt.Sprintf("$%d", len(args))), args: args}
+}
+
+// Preview is an audience's size and a sample, before sending.
+type Preview struct {
+	Devices     int64                    `json:"devices"`
+	Subscribers int64                    `json:"subscribers"`
+	ByPlatform  map[string]int64         `json:"by_platform"`
+	Sample      []subscribers.Subscriber `json:"sample"`
+}
+
+// Preview counts a campaign's audience as it stands now.
+func (s *Service) Preview(ctx context.Context, id int64) (*Preview, error) {
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	q, err := s.audience(ctx, s.pool, c.AppID, &c.Audience)
+	if err != nil {
+		return nil, err
+	}
+	p := &Preview{ByPlatform: map[string]int64{}}
+	rows, err := s.pool.Query(ctx, `SELECT d.platform, count(*), count(DISTINCT d.subscriber_id) `+q.from+` GROUP BY d.platform`, q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: preview: %w", err)
+	}
+	for rows.Next() {
+		var platform string
+		var n, subs int64
+		if err := rows.Scan(&platform, &n, &subs); err != nil {
+			return nil, err
+		}
+		p.ByPlatform[platform] = n
+		p.Devices += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT d.subscriber_id) `+q.from, q.args...).Scan(&p.Subscribers); err != nil {
+		return nil, fmt.Errorf("campaigns: preview: %w", err)
+	}
+	rows, err = s.pool.Query(ctx, `SELECT id, external_id, email, locale, timezone, attributes, state, created_at, updated_at
+		FROM subscribers WHERE id IN (SELECT DISTINCT d.subscriber_id `+q.from+` ORDER BY 1 LIMIT 10) ORDER BY id`, q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: preview sample: %w", err)
+	}
+	p.Sample, err = pgx.CollectRows(rows, pgx.RowToStructByPos[subscribers.Subscriber])
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: preview sample: %w", err)
+	}
+	if p.Sample == nil {
+		p.Sample = []subscribers.Subscriber{}
+	}
+	return p, nil
+}

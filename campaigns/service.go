@@ -1,0 +1,240 @@
+package campaigns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/delivery"
+	"github.com/herald-im/herald/invalid"
+	"github.com/herald-im/herald/optin"
+	"github.com/herald-im/herald/secrets"
+	"github.com/herald-im/herald/subscribers"
+)
+
+// QueueCampaigns is the River queue for fan-out and retry jobs, apart from
+// confirmations and conversation replies. Batches run on QueueFor(platform).
+const QueueCampaigns = "campaigns"
+
+// QueueFor is the queue of one provider's batches, so that an outage or a
+// slowdown at one provider holds up no other.
+func QueueFor(p delivery.Platform) string { return QueueCampaigns + "_" + string(p) }
+
+// Queues is every queue campaign jobs use, with workers per queue; a process
+// that runs campaign workers serves all of them.
+func Queues(workersPerQueue int) map[string]river.QueueConfig {
+	q := map[string]river.QueueConfig{QueueCampaigns: {MaxWorkers: max(2, workersPerQueue/2)}}
+	for _, p := range []delivery.Platform{delivery.PlatformAPNs, delivery.PlatformFCM, delivery.PlatformWebPush} {
+		q[QueueFor(p)] = river.QueueConfig{MaxWorkers: workersPerQueue}
+	}
+	return q
+}
+
+// Config holds campaign settings.
+type Config struct {
+	PublicURL string
+	Secret    []byte
+	// BatchSize is how many devices one batch job sends to; 0 means 1000.
+	BatchSize int
+	// Now is the clock; nil means time.Now. Tests move it.
+	Now func() time.Time
+}
+
+// Service runs campaigns.
+type Service struct {
+	pool     *pgxpool.Pool
+	senders  *apps.Senders
+	optin    *optin.Service
+	cfg      Config
+	clickKey []byte
+	logger   *slog.Logger
+	now      func() time.Time
+	river    *river.Client[pgx.Tx]
+	observe  func(delivery.Outcome)
+}
+
+// NewService returns a Service; call SetRiver before use.
+func NewService(pool *pgxpool.Pool, senders *apps.Senders, optinSvc *optin.Service, cfg Config, logger *slog.Logger) *Service {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 1000
+	}
+	s := &Service{pool: pool, senders: senders, optin: optinSvc, cfg: cfg, logger: logger, now: cfg.Now,
+		clickKey: secrets.Derive(cfg.Secret, "campaigns/click")}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// SetRiver gives the service the client it inserts jobs with.
+func (s *Service) SetRiver(c *river.Client[pgx.Tx]) { s.river = c }
+
+// AddWorkers registers the campaign workers; observe (may be nil) sees every
+// delivery outcome, for metrics.
+func (s *Service) AddWorkers(w *river.Workers, observe func(delivery.Outcome)) {
+	s.observe = observe
+	river.AddWorker(w, &StartWorker{Service: s})
+	river.AddWorker(w, &BatchWorker{Service: s})
+	river.AddWorker(w, &RetryWorker{Service: s})
+}
+
+// Params creates or edits a campaign; nil fields are left alone on edit.
+type Params struct {
+	App               *string   `json:"app"`
+	Name              *string   `json:"name"`
+	Content           *Content  `json:"content"`
+	Audience          *Audience `json:"audience"`
+	Schedule          *Schedule `json:"schedule"`
+	ThrottlePerMinute *int      `json:"throttle_per_minute"`
+}
+
+func (s *Service) validate(ctx context.Context, p *Params, creating bool) error {
+	if p.Name != nil || creating {
+		if p.Name == nil {
+			return invalid.Field("name", "is required")
+		}
+		if err := subscribers.ValidateText("name", *p.Name, 200, true); err != nil {
+			return err
+		}
+	}
+	if creating && p.Content == nil {
+		return invalid.Field("content", "is required")
+	}
+	if p.Content != nil {
+		if err := p.Content.Validate(); err != nil {
+			return err
+		}
+	}
+	if creating && p.Audience == nil {
+		return invalid.Field("audience", "is required")
+	}
+	if p.Audience != nil {
+		if err := p.Audience.Validate(); err != nil {
+			return err
+		}
+		for _, slug := range p.Audience.Lists {
+			if _, err := subscribers.GetList(ctx, s.pool, slug); err != nil {
+				return invalid.Fieldf("audience.lists", "no list %q", slug)
+			}
+		}
+	}
+	if p.Schedule == nil && creating {
+		p.Schedule = &Schedule{Mode: "now"}
+	}
+	if p.Schedule != nil {
+		if err := p.Schedule.Validate(); err != nil {
+			return err
+		}
+	}
+	if t := p.ThrottlePerMinute; t != nil && (*t < 1 || *t > 10_000_000) {
+		return invalid.Field("throttle_per_minute", "must be from 1 to 10,000,000")
+	}
+	return nil
+}
+
+const campaignColumns = `c.id, a.slug, c.app_id, c.name, c.status, c.content, c.audience, c.schedule, c.throttle_per_minute,
+	c.failure_reason, c.created_at, c.updated_at, c.scheduled_at, c.started_at, c.finished_at`
+
+func scanCampaign(row pgx.Row) (*Campaign, error) {
+	var c Campaign
+	err := row.Scan(&c.ID, &c.App, &c.AppID, &c.Name, &c.Status, &c.Content, &c.Audience, &c.Schedule,
+		&c.ThrottlePerMinute, &c.FailureReason, &c.CreatedAt, &c.UpdatedAt, &c.ScheduledAt, &c.StartedAt, &c.FinishedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: read: %w", err)
+	}
+	return &c, nil
+}
+
+// Create saves a draft.
+func (s *Service) Create(ctx context.Context, p Params) (*Campaign, error) {
+	if err := s.validate(ctx, &p, true); err != nil {
+		return nil, err
+	}
+	slug := apps.DefaultSlug
+	if p.App != nil {
+		slug = *p.App
+	}
+	app, err := apps.Get(ctx, s.pool, slug)
+	if err != nil {
+		return nil, invalid.Field("app", "no such app")
+	}
+	var id int64
+	err = s.pool.QueryRow(ctx, `INSERT INTO campaigns (app_id, name, content, audience, schedule, throttle_per_minute)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, app.ID, *p.Name, p.Content, p.Audience, p.Schedule, p.ThrottlePerMinute).Scan(&id)
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: create: %w", err)
+	}
+	return s.Get(ctx, id)
+}
+
+// Get returns a campaign.
+func (s *Service) Get(ctx context.Context, id int64) (*Campaign, error) {
+	return getCampaign(ctx, s.pool, id, "")
+}
+
+func getCampaign(ctx context.Context, db subscribers.DB, id int64, lock string) (*Campaign, error) {
+	return scanCampaign(db.QueryRow(ctx, `SELECT `+campaignColumns+` FROM campaigns c JOIN apps a ON a.id = c.app_id
+		WHERE c.id = $1 `+lock, id))
+}
+
+// List returns campaigns by ascending id; status "" means all.
+func (s *Service) List(ctx context.Context, status Status, page subscribers.Page) ([]Campaign, error) {
+	limit := page.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+campaignColumns+` FROM campaigns c JOIN apps a ON a.id = c.app_id
+		WHERE c.id > $1 AND ($2 = '' OR c.status = $2) ORDER BY c.id LIMIT $3`, page.After, status, limit)
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: list: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Campaign, error) {
+		c, err := scanCampaign(r)
+		if err != nil {
+			return Campaign{}, err
+		}
+		return *c, nil
+	})
+}
+
+// Update edits a campaign. Content may change in draft and scheduled; name,
+// audience, schedule and throttle only in draft.
+func (s *Service) Update(ctx context.Context, id int64, p Params) (*Campaign, error) {
+	if p.App != nil {
+		return nil, invalid.Field("app", "cannot be changed; make a new campaign")
+	}
+	if err := s.validate(ctx, &p, false); err != nil {
+		return nil, err
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		c, err := getCampaign(ctx, tx, id, "FOR UPDATE OF c")
+		if err != nil {
+			return err
+		}
+		if c.Status != StatusDraft && c.Status != StatusScheduled {
+			return fmt.Errorf("%w: a %s campaign cannot be edited", ErrTransition, c.Status)
+		}
+		if c.Status == StatusScheduled && (p.Name != nil || p.Audience != nil || p.Schedule != nil || p.ThrottlePerMinute != nil) {
+			return fmt.Errorf("%w: a scheduled campaign's content may change, nothing else; unschedule it first", ErrTransition)
+		}
+		_, err = tx.Exec(ctx, `UPDATE campaigns SET name = coalesce($2, name), content = coalesce($3, content),
+			audience = coalesce($4, audience), schedule = coalesce($5, schedule),
+			throttle_per_minute = coalesce($6, throttle_per_minute), updated_at = now() WHERE id = $1`,
+			id, p.Name, p.Content, p.Audience, p.Schedule, p.ThrottlePerMinute)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/campaigns"
+	"github.com/herald-im/herald/config"
+	"github.com/herald-im/herald/delivery"
+	"github.com/herald-im/herald/delivery/simulator"
+	"github.com/herald-im/herald/migrations"
+	"github.com/herald-im/herald/optin"
+	"github.com/herald-im/herald/secrets"
+	"github.com/herald-im/herald/subscribers"
+	"github.com/herald-im/herald/web"
+)
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	apiOnly := fs.Bool("api-only", false, "serve HTTP only; run no River workers")
+	workersOnly := fs.Bool("workers-only", false, "run River workers only; serve no HTTP")
+	seedDemoFlag := fs.Bool("seed-demo", false, "create a demo list when the database has none")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *apiOnly && *workersOnly {
+		return errors.New("--api-only and --workers-only exclude each other")
+	}
+	cfg, err := config.Load(true)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	pool, err := openMigrated(ctx, cfg.DatabaseURL, logger)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	appStore := apps.NewStore(cfg.Secret)
+	defaultApp, err := appStore.EnsureDefault(ctx, pool, cfg.VAPIDSubject)
+	if err != nil {
+		return err
+	}
+	var roots *x509.CertPool
+	var sim *simulator.Server
+	if cfg.Simulator {
+		sim, err = simulator.Start(simulator.Config{Listen: cfg.SimulatorListen, Logger: logger, Secret: secrets.Derive(cfg.Secret, "simulator")})
+		if err != nil {
+			return err
+		}
+		defer sim.Close()
+		took, err := useSimulator(ctx, pool, appStore, defaultApp.ID, sim)
+		if err != nil {
+			return err
+		}
+		roots = sim.CertPool()
+		logger.Info("provider simulator running: these platforms of the default app go to it, not to Apple or Google; "+
+			"platforms with real credentials are left alone", "simulator_url", sim.URL, "simulated", took)
+	}
+
+	if cfg.ProviderCAFile != "" {
+		pem, err := os.ReadFile(cfg.ProviderCAFile)
+		if err != nil {
+			return fmt.Errorf("read HERALD_PROVIDER_CA_FILE: %w", err)
+		}
+		if roots == nil {
+			if roots, err = x509.SystemCertPool(); err != nil {
+				roots = x509.NewCertPool()
+			}
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("HERALD_PROVIDER_CA_FILE holds no PEM certificate")
+		}
+	}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_delivery_outcomes_total", Help: "Push sends by platform and outcome class.",
+	}, []string{"platform", "class"})
+	registry.MustRegister(outcomes)
+
+	senders := apps.NewSenders(pool, appStore, delivery.Options{RootCAs: roots}, logger)
+	var mailer optin.Mailer
+	if cfg.SMTPURL != "" {
+		if mailer, err = optin.NewSMTPMailer(cfg.SMTPURL, cfg.SMTPFrom); err != nil {
+			return err
+		}
+	}
+	optinSvc := optin.NewService(pool, appStore, senders, mailer, optin.Config{
+		PublicURL: cfg.PublicURL, Secret: cfg.Secret, ConfirmTokenTTL: cfg.ConfirmTokenTTL,
+		UnsubscribeTokenTTL: cfg.UnsubscribeTokenTTL, SubscriberTokenTTL: cfg.SubscriberTokenTTL,
+		PendingPurgeAfter: cfg.PendingPurgeAfter,
+	}, logger)
+
+	campaignSvc := campaigns.NewService(pool, senders, optinSvc, campaigns.Config{
+		PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: cfg.BatchSize,
+	}, logger)
+	riverClient, err := newRiverClient(cfg, pool, logger, optinSvc, campaignSvc, !*apiOnly, func(o delivery.Outcome) {
+		outcomes.WithLabelValues(string(o.Platform), string(o.Class)).Inc()
+	})
+	if err != nil {
+		return err
+	}
+	optinSvc.SetRiver(riverClient)
+	campaignSvc.SetRiver(riverClient)
+
+	if *seedDemoFlag {
+		if err := seedDemo(ctx, pool, defaultApp.ID, sim, logger); err != nil {
+			return fmt.Errorf("seed demo data: %w", err)
+		}
+	}
+
+	if !*apiOnly {
+		if err := riverClient.Start(ctx); err != nil {
+			return fmt.Errorf("start river: %w", err)
+		}
+	}
+	errc := make(chan error, 1)
+	var app interface {
+		ShutdownWithTimeout(time.Duration) error
+	}
+	if !*workersOnly {
+		httpApp := web.New(web.Deps{
+			Config: cfg, Pool: pool, River: riverClient, OptIn: optinSvc, Campaigns: campaignSvc, Apps: appStore, Logger: logger,
+			Registry: registry, Ready: func(ctx context.Context) error { return ready(ctx, pool) },
+		})
+		app = httpApp
+		go func() { errc <- httpApp.Listen(cfg.Listen) }()
+		logger.Info("herald is serving", "url", cfg.PublicURL, "listen", cfg.Listen, "version", versionString())
+		fmt.Fprintf(os.Stderr, "\nHerald is up.\n  API:          %s/api/v1\n  Health:       %s/readyz\n  Opt-in page:  %s/l/news (the demo list, with --seed-demo)\n  Metrics:      %s/metrics\n\n",
+			cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+	}
+	logger.Info("shutting down")
+	if app != nil {
+		// Stop accepting and let in-flight requests finish.
+		if err := app.ShutdownWithTimeout(20 * time.Second); err != nil {
+			logger.Error("http shutdown", "error", err)
+		}
+	}
+	if !*apiOnly {
+		// Soft stop: running jobs finish; after the timeout they are cancelled
+		// and River retries them on the next start.
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := riverClient.Stop(stopCtx); err != nil {
+			logger.Warn("river soft stop timed out; cancelling running jobs", "error", err)
+			riverClient.StopAndCancel(context.Background())
+		}
+	}
+	return nil
+}
+
+func ready(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return migrations.Check(ctx, pool)
+}
+
+// newRiverClient builds the River client; with work false it only inserts.
+func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger, optinSvc *optin.Service, campaignSvc *campaigns.Service,
+	work bool, observe optin.DeliveryObserver) (*river.Client[pgx.Tx], error) {
+	workers := river.NewWorkers()
+	optinSvc.AddWorkers(workers, observe)
+	campaignSvc.AddWorkers(workers, observe)
+	river.AddWorker(workers, &subscribers.ImportWorker{Pool: pool, Logger: logger})
+	cfg := &river.Config{Workers: workers, Logger: logger, JobTimeout: conf.JobTimeout, RescueStuckJobsAfter: conf.RescueStuckAfter}
+	if work {
+		// Separate queues so a big import never holds up a confirmation. The
+		// fetch cooldown is lowered from 100 ms, which would cap a queue at
+		// about MaxWorkers x 10 jobs per second.
+		cfg.Queues = map[string]river.QueueConfig{
+			river.QueueDefault:       {MaxWorkers: 10},
+			optin.QueueOptIn:         {MaxWorkers: 50},
+			subscribers.QueueImports: {MaxWorkers: 2},
+		}
+		// Fan-out, and one queue per provider for batches; each batch job's
+		// requests in flight are bounded by the app's sender.
+		for name, q := range campaigns.Queues(8) {
+			cfg.Queues[name] = q
+		}
+		cfg.FetchCooldown = 20 * time.Millisecond
+		cfg.PeriodicJobs = []*river.PeriodicJob{optin.PurgePeriodicJob()}
+	}
+	c, err := river.NewClient(riverpgxv5.New(pool), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return c, nil
+}
+
+// useSimulator points the default app's APNs and FCM at the simulator,
+// unless real credentials are configured for them, and returns the platforms
+// it took over. An APNs key made earlier is kept, so restarts change nothing.
+func useSimulator(ctx context.Context, pool *pgxpool.Pool, store *apps.Store, appID int64, sim *simulator.Server) ([]string, error) {
+	const team, keyID = "HERALDSIM1", "SIMKEY0001"
+	var took []string
+	err := store.UpdateSecrets(ctx, pool, appID, func(sec *apps.Secrets) error {
+		switch a := sec.Credentials.APNs; {
+		case a != nil && a.TeamID == team:
+			pub, err := apnsPublicKey(a.KeyP8)
+			if err != nil {
+				return err
+			}
+			sim.TrustAPNsKey(team, keyID, pub)
+			a.Endpoint = sim.URL
+			took = append(took, "apns")
+		case a == nil:
+			p8, err := sim.NewAPNsKey(team, keyID)
+			if err != nil {
+				return err
+			}
+			sec.Credentials.APNs = &delivery.APNsCredentials{KeyP8: p8, KeyID: keyID, TeamID: team, Topic: "com.example.herald", Endpoint: sim.URL}
+			took = append(took, "apns")
+		}
+		if f := sec.Credentials.FCM; f == nil || f.ServiceAccountJSON == "" {
+			sec.Credentials.FCM = &delivery.FCMCredentials{ProjectID: sim.FCMProject, Endpoint: sim.URL, AccessToken: sim.FCMAccessToken}
+			took = append(took, "fcm")
+		}
+		return nil
+	})
+	return took, err
+}

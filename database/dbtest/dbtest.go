@@ -1,0 +1,120 @@
+// Package dbtest gives each test package its own PostgreSQL schema, migrated
+// once, so that packages run in parallel against the real database and leave
+// nothing behind. Tests that need no River worker can use Tx for a
+// transaction that is rolled back at the end of the test.
+package dbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/herald-im/herald/database"
+	"github.com/herald-im/herald/migrations"
+)
+
+// DefaultURL is used when HERALD_TEST_DATABASE_URL is not set.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/herald_test?sslmode=disable"
+
+var (
+	once    sync.Once
+	pool    *pgxpool.Pool
+	schema  string
+	initErr error
+)
+
+// URL is the test database URL.
+func URL() string {
+	if u := os.Getenv("HERALD_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultURL
+}
+
+// Main runs a package's tests and drops its schema afterwards. Call it from
+// TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if pool != nil {
+		pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		pool.Close()
+	}
+	os.Exit(code)
+}
+
+// Pool returns the package's pool, whose search_path is its own schema.
+func Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	once.Do(func() { initErr = create() })
+	if initErr != nil {
+		t.Fatalf("dbtest: %v", initErr)
+	}
+	return pool
+}
+
+// Schema is the package's schema name.
+func Schema(t testing.TB) string {
+	Pool(t)
+	return schema
+}
+
+// Tx begins a transaction that is rolled back when the test ends.
+func Tx(t testing.TB) pgx.Tx {
+	t.Helper()
+	tx, err := Pool(t).Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
+	return tx
+}
+
+func create() error {
+	ctx := context.Background()
+	if err := database.EnsureDatabase(ctx, URL()); err != nil {
+		return fmt.Errorf("%w (run `make test`, which starts PostgreSQL)", err)
+	}
+	admin, err := pgx.Connect(ctx, URL())
+	if err != nil {
+		return fmt.Errorf("connect to %s (run `make test`, which starts PostgreSQL): %w", URL(), err)
+	}
+	defer admin.Close(ctx)
+	// Schemas left by killed runs are dropped after a day.
+	rows, _ := admin.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'herald_t_%'`)
+	old, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	for _, name := range old {
+		parts := strings.Split(name, "_")
+		if ts, err := strconv.ParseInt(parts[2], 10, 64); err == nil && time.Since(time.Unix(ts, 0)) > 24*time.Hour {
+			admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE")
+		}
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	schema = fmt.Sprintf("herald_t_%d_%s", time.Now().Unix(), hex.EncodeToString(b))
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	cfg, err := pgxpool.ParseConfig(URL())
+	if err != nil {
+		return err
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 20
+	pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return migrations.Up(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}

@@ -1,0 +1,100 @@
+package optin
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-im/herald/subscribers"
+)
+
+// UnsubscribeURL is a signed one-click link that leaves one list (or every
+// list when listID is 0). It works without login until it expires.
+func (s *Service) UnsubscribeURL(subscriberID, listID int64) string {
+	t := s.signer.sign(claims{purpose: purposeUnsubscribe, subscriberID: subscriberID, listID: listID,
+		expires: s.now().Add(s.cfg.UnsubscribeTokenTTL)})
+	return s.cfg.PublicURL + "/u/" + url.PathEscape(t)
+}
+
+// PreferencesURL is a signed link to the subscriber's preference page.
+func (s *Service) PreferencesURL(subscriberID int64) string {
+	t := s.signer.sign(claims{purpose: purposePreferences, subscriberID: subscriberID,
+		expires: s.now().Add(s.cfg.UnsubscribeTokenTTL)})
+	return s.cfg.PublicURL + "/preferences/" + url.PathEscape(t)
+}
+
+// Unsubscription is what an unsubscribe link would do.
+type Unsubscription struct {
+	SubscriberID int64
+	// List is nil for "every list".
+	List *subscribers.List
+}
+
+// What names what the link leaves, for people.
+func (u *Unsubscription) What() string {
+	if u.List == nil {
+		return "all lists"
+	}
+	return u.List.Name
+}
+
+// InspectUnsubscribe checks an unsubscribe token for the page.
+func (s *Service) InspectUnsubscribe(ctx context.Context, token string) (*Unsubscription, error) {
+	c, err := s.signer.verify(token, purposeUnsubscribe, s.now())
+	if err != nil {
+		return nil, err
+	}
+	u := &Unsubscription{SubscriberID: c.subscriberID}
+	if c.listID != 0 {
+		if u.List, err = subscribers.GetListByID(ctx, s.pool, c.listID); err != nil {
+			return nil, ErrTokenInvalid
+		}
+	}
+	return u, nil
+}
+
+// UnsubscribeByLink performs an unsubscribe link. It is idempotent.
+func (s *Service) UnsubscribeByLink(ctx context.Context, token string, client Client) (*Unsubscription, error) {
+	u, err := s.InspectUnsubscribe(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	var listID int64
+	if u.List != nil {
+		listID = u.List.ID
+	}
+	ev := subscribers.Evidence{Source: subscribers.SourceLink, IP: client.IP, UserAgent: client.UserAgent}
+	return u, s.Unsubscribe(ctx, u.SubscriberID, listID, ev)
+}
+
+// Unsubscribe leaves a list (0: every list) and records consent for each
+// list actually left.
+func (s *Service) Unsubscribe(ctx context.Context, subscriberID, listID int64, ev subscribers.Evidence) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		left, err := subscribers.Unsubscribe(ctx, tx, listID, subscriberID)
+		if err != nil || len(left) == 0 {
+			return err
+		}
+		return subscribers.RecordConsent(ctx, tx, subscriberID, subscribers.ActionUnsubscribe, ev, 0, left...)
+	})
+}
+
+// PreferencesSubscriber checks a preference-page token.
+func (s *Service) PreferencesSubscriber(token string) (int64, error) {
+	c, err := s.signer.verify(token, purposePreferences, s.now())
+	if err != nil {
+		return 0, err
+	}
+	return c.subscriberID, nil
+}
+
+// Memberships lists a subscriber's lists for a preference page.
+func (s *Service) Memberships(ctx context.Context, subscriberID int64) ([]subscribers.Membership, error) {
+	m, err := subscribers.Memberships(ctx, s.pool, subscriberID)
+	if err != nil {
+		return nil, fmt.Errorf("optin: preferences: %w", err)
+	}
+	return m, nil
+}

@@ -1,0 +1,123 @@
+package subscribers
+
+import (
+	"encoding/json"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/language"
+
+	"github.com/herald-im/herald/invalid"
+)
+
+// MaxAttributesBytes bounds a subscriber's JSON attributes.
+const MaxAttributesBytes = 16 << 10
+
+// ValidateEmail accepts a bare address such as ada@example.com.
+func ValidateEmail(field, email string) error {
+	if len(email) > 254 {
+		return invalid.Field(field, "is longer than 254 characters")
+	}
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || a.Name != "" || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
+		return invalid.Field(field, "is not an email address like name@example.com")
+	}
+	return nil
+}
+
+// ValidateLocale accepts a BCP 47 tag such as de-DE and returns it canonical.
+func ValidateLocale(field, locale string) (string, error) {
+	if locale == "" {
+		return "", nil
+	}
+	tag, err := language.Parse(locale)
+	if err != nil || len(locale) > 35 {
+		return "", invalid.Field(field, "is not a BCP 47 language tag such as de-DE")
+	}
+	return tag.String(), nil
+}
+
+// ValidateTimezone accepts an IANA zone name such as Europe/Berlin.
+func ValidateTimezone(field, tz string) error {
+	if tz == "" {
+		return nil
+	}
+	// LoadLocation also accepts "Local" and file paths; neither is a zone name.
+	if tz == "Local" || strings.ContainsAny(tz, `\.`) || strings.HasPrefix(tz, "/") || len(tz) > 64 {
+		return invalid.Field(field, "is not an IANA time zone such as Europe/Berlin")
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		return invalid.Field(field, "is not an IANA time zone such as Europe/Berlin")
+	}
+	return nil
+}
+
+// ValidateExternalID accepts up to 255 printable characters.
+func ValidateExternalID(field, id string) error {
+	if id == "" || len(id) > 255 || !utf8.ValidString(id) {
+		return invalid.Field(field, "must be 1-255 characters")
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) {
+			return invalid.Field(field, "must not contain control characters")
+		}
+	}
+	return nil
+}
+
+// ValidateAttributes accepts a JSON object of at most MaxAttributesBytes.
+func ValidateAttributes(field string, raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 {
+		return json.RawMessage(`{}`), nil
+	}
+	if len(raw) > MaxAttributesBytes {
+		return nil, invalid.Fieldf(field, "is larger than %d bytes", MaxAttributesBytes)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return nil, invalid.Field(field, "must be a JSON object")
+	}
+	if depth(obj) > 8 {
+		return nil, invalid.Field(field, "is nested more than 8 levels deep")
+	}
+	// Re-encode: PostgreSQL jsonb refuses \u0000, which JSON allows.
+	if strings.Contains(string(raw), `\u0000`) {
+		return nil, invalid.Field(field, "must not contain NUL characters")
+	}
+	return raw, nil
+}
+
+func depth(v any) int {
+	switch x := v.(type) {
+	case map[string]any:
+		d := 0
+		for _, e := range x {
+			d = max(d, depth(e))
+		}
+		return d + 1
+	case []any:
+		d := 0
+		for _, e := range x {
+			d = max(d, depth(e))
+		}
+		return d + 1
+	}
+	return 0
+}
+
+// ValidateText bounds free text such as names and descriptions.
+func ValidateText(field, s string, maxLen int, required bool) error {
+	if required && strings.TrimSpace(s) == "" {
+		return invalid.Field(field, "is required")
+	}
+	if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+		return invalid.Field(field, "must be valid UTF-8 text")
+	}
+	if utf8.RuneCountInString(s) > maxLen {
+		return invalid.Fieldf(field, "is longer than %d characters", maxLen)
+	}
+	return nil
+}

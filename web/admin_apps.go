@@ -1,0 +1,51 @@
+package web
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/herald-im/herald/apikeys"
+	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/invalid"
+)
+
+// getApp shows an app to admins, including the identity secret its backend
+// needs to compute identity_hmac; provider credentials are never returned.
+func (s *Server) getApp(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	app, err := apps.Get(ctx, s.Pool, c.Params("slug"))
+	if err != nil {
+		return err
+	}
+	sec, err := s.Apps.Secrets(ctx, s.Pool, app.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{
+		"id": app.ID, "slug": app.Slug, "name": app.Name, "vapid_public_key": app.VAPIDPublicKey,
+		"identity_secret": sec.IdentitySecret,
+		"apns_configured": sec.Credentials.APNs != nil, "fcm_configured": sec.Credentials.FCM != nil,
+		"created_at": app.CreatedAt, "updated_at": app.UpdatedAt,
+	})
+}
+
+// createAPIKey issues another key; its secret is in this response only.
+func (s *Server) createAPIKey(c *fiber.Ctx) error {
+	var req struct {
+		Name         string       `json:"name"`
+		Role         apikeys.Role `json:"role"`
+		ExpiresInDay int          `json:"expires_in_days"`
+	}
+	if err := s.decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.ExpiresInDay < 0 || req.ExpiresInDay > 3650 {
+		return invalid.Field("expires_in_days", "must be from 0 (never) to 3650")
+	}
+	plain, key, err := apikeys.Create(c.UserContext(), s.Pool, req.Name, req.Role, time.Duration(req.ExpiresInDay)*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"key": plain, "api_key": key})
+}

@@ -1,0 +1,167 @@
+package web
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/herald-im/herald/campaigns"
+	"github.com/herald-im/herald/invalid"
+)
+
+func campaignID(c *fiber.Ctx) (int64, error) {
+	id, err := parseID(c.Params("id"))
+	if err != nil || id == 0 {
+		return 0, invalid.Field("id", "must be a campaign id")
+	}
+	return id, nil
+}
+
+func (s *Server) createCampaign(c *fiber.Ctx) error {
+	var p campaigns.Params
+	if err := s.decodeJSON(c, &p); err != nil {
+		return err
+	}
+	camp, err := s.Campaigns.Create(c.UserContext(), p)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(camp)
+}
+
+func (s *Server) listCampaigns(c *fiber.Ctx) error {
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	status := campaigns.Status(c.Query("status"))
+	switch status {
+	case "", campaigns.StatusDraft, campaigns.StatusScheduled, campaigns.StatusRunning, campaigns.StatusPaused,
+		campaigns.StatusFinished, campaigns.StatusCancelled, campaigns.StatusFailed:
+	default:
+		return invalid.Field("status", "is not a campaign status")
+	}
+	list, err := s.Campaigns.List(c.UserContext(), status, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(pageOf(list, p.Limit, func(x campaigns.Campaign) int64 { return x.ID }))
+}
+
+func (s *Server) getCampaign(c *fiber.Ctx) error {
+	id, err := campaignID(c)
+	if err != nil {
+		return err
+	}
+	camp, err := s.Campaigns.Get(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(camp)
+}
+
+func (s *Server) updateCampaign(c *fiber.Ctx) error {
+	id, err := campaignID(c)
+	if err != nil {
+		return err
+	}
+	var p campaigns.Params
+	if err := s.decodeJSON(c, &p); err != nil {
+		return err
+	}
+	camp, err := s.Campaigns.Update(c.UserContext(), id, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(camp)
+}
+
+// campaignAction runs a lifecycle call: schedule, pause, resume, cancel.
+func (s *Server) campaignAction(c *fiber.Ctx) error {
+	id, err := campaignID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	var camp *campaigns.Campaign
+	switch c.Params("action") {
+	case "schedule":
+		camp, err = s.Campaigns.ScheduleCampaign(ctx, id)
+	case "pause":
+		camp, err = s.Campaigns.Pause(ctx, id)
+	case "resume":
+		camp, err = s.Campaigns.Resume(ctx, id)
+	case "cancel":
+		camp, err = s.Campaigns.Cancel(ctx, id)
+	case "retry-failed":
+		n, err := s.Campaigns.RetryFailed(ctx, id)
+		if err != nil {
+			return err
+		}
+		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"queued": n})
+	case "test-send":
+		var req struct {
+			SubscriberIDs []int64 `json:"subscriber_ids"`
+		}
+		if err := s.decodeJSON(c, &req); err != nil {
+			return err
+		}
+		res, err := s.Campaigns.TestSend(ctx, id, req.SubscriberIDs)
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"results": res})
+	default:
+		return fiber.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(camp)
+}
+
+func (s *Server) previewCampaign(c *fiber.Ctx) error {
+	id, err := campaignID(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.Campaigns.Preview(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(p)
+}
+
+func (s *Server) campaignStats(c *fiber.Ctx) error {
+	id, err := campaignID(c)
+	if err != nil {
+		return err
+	}
+	st, err := s.Campaigns.Stats(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(st)
+}
+
+// click counts a notification tap and redirects to the campaign's URL.
+func (s *Server) click(c *fiber.Ctx) error {
+	target, err := s.Campaigns.Click(c.UserContext(), c.Params("token"))
+	if err != nil {
+		return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Not found", Heading: "This link is not valid"})
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Redirect(target, fiber.StatusFound)
+}
+
+func (s *Server) campaignActionTap(c *fiber.Ctx) error {
+	var req struct {
+		Token  string `json:"token"`
+		Action string `json:"action"`
+	}
+	if err := s.decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := s.Campaigns.RecordAction(c.UserContext(), req.Token, req.Action); err != nil {
+		return invalid.Field("token", "is not a campaign action token with that action")
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

@@ -1,0 +1,62 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-im/herald/invalid"
+	"github.com/herald-im/herald/subscribers"
+)
+
+// createImport takes a CSV body (Content-Type text/csv) and queues its import.
+func (s *Server) createImport(c *fiber.Ctx) error {
+	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
+	if !strings.HasPrefix(ct, "text/csv") {
+		c.Context().SetConnectionClose()
+		return fiber.NewError(fiber.StatusUnsupportedMediaType, "send the file as the body with Content-Type: text/csv")
+	}
+	if cl := c.Request().Header.ContentLength(); cl > s.Config.MaxImportBytes {
+		c.Context().SetConnectionClose()
+		return subscribers.ErrImportTooLarge
+	}
+	var body io.Reader = c.Context().RequestBodyStream()
+	if body == nil {
+		body = bytes.NewReader(c.Body())
+	}
+	filename := c.Query("filename", "upload.csv")
+	if err := subscribers.ValidateText("filename", filename, 255, false); err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	var imp *subscribers.Import
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		var err error
+		if imp, err = subscribers.CreateImport(ctx, tx, filename, body, int64(s.Config.MaxImportBytes)); err != nil {
+			return err
+		}
+		_, err = s.River.InsertTx(ctx, tx, subscribers.ImportArgs{ImportID: imp.ID}, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderLocation, fmt.Sprintf("/api/v1/imports/%d", imp.ID))
+	return c.Status(fiber.StatusAccepted).JSON(imp)
+}
+
+func (s *Server) getImport(c *fiber.Ctx) error {
+	id, err := parseID(c.Params("id"))
+	if err != nil {
+		return invalid.Field("id", "must be an import id")
+	}
+	imp, err := subscribers.GetImport(c.UserContext(), s.Pool, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(imp)
+}

@@ -1,0 +1,160 @@
+package web
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-im/herald/conversations"
+	"github.com/herald-im/herald/invalid"
+	"github.com/herald-im/herald/subscribers"
+)
+
+func parseID(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not an id: %q", s)
+	}
+	return n, nil
+}
+
+func subscriberID(c *fiber.Ctx) (int64, error) {
+	id, err := parseID(c.Params("id"))
+	if err != nil || id == 0 {
+		return 0, invalid.Field("id", "must be a subscriber id")
+	}
+	return id, nil
+}
+
+func (s *Server) listSubscribers(c *fiber.Ctx) error {
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	f := subscribers.Filter{
+		State: subscribers.State(c.Query("state")), Email: c.Query("email"), ExternalID: c.Query("external_id"),
+		Status: subscribers.MembershipStatus(c.Query("status")),
+	}
+	switch f.State {
+	case "", subscribers.StateActive, subscribers.StateBlocked, subscribers.StateErased:
+	default:
+		return invalid.Field("state", "must be active, blocked or erased")
+	}
+	switch f.Status {
+	case "", subscribers.StatusPending, subscribers.StatusConfirmed, subscribers.StatusUnsubscribed:
+	default:
+		return invalid.Field("status", "must be pending, confirmed or unsubscribed")
+	}
+	if slug := c.Query("list"); slug != "" {
+		l, err := subscribers.GetList(c.UserContext(), s.Pool, slug)
+		if err != nil {
+			return invalid.Field("list", "no such list")
+		}
+		f.ListID = l.ID
+	} else if f.Status != "" {
+		return invalid.Field("status", "needs a list")
+	}
+	subs, err := subscribers.Find(c.UserContext(), s.Pool, f, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(pageOf(subs, p.Limit, func(s subscribers.Subscriber) int64 { return s.ID }))
+}
+
+func (s *Server) createSubscriber(c *fiber.Ctx) error {
+	var p subscribers.SubscriberParams
+	if err := s.decodeJSON(c, &p); err != nil {
+		return err
+	}
+	sub, err := subscribers.Create(c.UserContext(), s.Pool, p)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(sub)
+}
+
+// subscriberView adds devices and memberships to a subscriber.
+type subscriberView struct {
+	*subscribers.Subscriber
+	Devices     []subscribers.Device     `json:"devices"`
+	Memberships []subscribers.Membership `json:"memberships"`
+}
+
+func (s *Server) getSubscriber(c *fiber.Ctx) error {
+	id, err := subscriberID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	sub, err := subscribers.Get(ctx, s.Pool, id)
+	if err != nil {
+		return err
+	}
+	v := subscriberView{Subscriber: sub}
+	if v.Devices, err = subscribers.Devices(ctx, s.Pool, id); err != nil {
+		return err
+	}
+	if v.Memberships, err = subscribers.Memberships(ctx, s.Pool, id); err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+func (s *Server) updateSubscriber(c *fiber.Ctx) error {
+	id, err := subscriberID(c)
+	if err != nil {
+		return err
+	}
+	var p subscribers.SubscriberParams
+	if err := s.decodeJSON(c, &p); err != nil {
+		return err
+	}
+	sub, err := subscribers.Update(c.UserContext(), s.Pool, id, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(sub)
+}
+
+func (s *Server) exportSubscriber(c *fiber.Ctx) error {
+	id, err := subscriberID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	var export struct {
+		*subscribers.Export
+		Conversations []conversations.Conversation `json:"conversations"`
+	}
+	err = pgx.BeginTxFunc(ctx, s.Pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if export.Export, err = subscribers.ExportData(ctx, tx, id); err != nil {
+			return err
+		}
+		export.Conversations, err = conversations.OfSubscriber(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="subscriber-%d.json"`, id))
+	return c.JSON(export)
+}
+
+func (s *Server) eraseSubscriber(c *fiber.Ctx) error {
+	id, err := subscriberID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	if err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		if err := subscribers.Erase(ctx, tx, id); err != nil {
+			return err
+		}
+		return conversations.Erase(ctx, tx, id)
+	}); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

@@ -1,0 +1,197 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-im/herald/optin"
+)
+
+// rowCounts is how many rows the tables a request may write hold.
+func (b *testBundle) rowCounts() map[string]int {
+	b.t.Helper()
+	out := map[string]int{}
+	for _, table := range []string{"subscribers", "devices", "memberships", "consent_records", "subscriber_tokens", "lists", "imports"} {
+		var n int
+		if err := b.pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			b.t.Fatal(err)
+		}
+		out[table] = n
+	}
+	return out
+}
+
+// TestHostileInput sends bad requests to every handler that takes input and
+// checks that each gets a clear 4xx problem naming what is wrong, and that
+// nothing was written. It is not parallel, so row counts are its own.
+func TestHostileInput(t *testing.T) {
+	b := setup(t)
+	wp := b.webPushSubscription()
+	good := func(change func(m map[string]any)) []byte {
+		m := map[string]any{"app": b.appSlug, "list": b.list, "device": webPushDevice(wp)}
+		change(m)
+		out, _ := json.Marshal(m)
+		return out
+	}
+	badKeys := func(p256dh, auth string) func(m map[string]any) {
+		return func(m map[string]any) {
+			m["device"] = map[string]any{"platform": "webpush", "subscription": map[string]any{
+				"endpoint": wp.Endpoint, "keys": map[string]string{"p256dh": p256dh, "auth": auth}}}
+		}
+	}
+	ext := "user-" + randomSuffix()
+	tests := []struct {
+		name        string
+		method      string
+		path        string
+		key         string
+		contentType string
+		body        []byte
+		status      int
+		field       string
+	}{
+		{"malformed json", "POST", "/public/v1/subscribe", "", "application/json", []byte(`{"list": "x",`), 400, "body"},
+		{"not json at all", "POST", "/public/v1/subscribe", "", "application/json", []byte(`<xml/>`), 400, "body"},
+		{"trailing data", "POST", "/public/v1/subscribe", "", "application/json", []byte(`{"list":"x"} {"list":"y"}`), 400, "body"},
+		{"wrong type", "POST", "/public/v1/subscribe", "", "application/json", []byte(`{"list": 5}`), 400, "list"},
+		{"unknown field", "POST", "/public/v1/subscribe", "", "application/json", []byte(`{"list":"x","admin":true}`), 400, "admin"},
+		{"oversized body", "POST", "/public/v1/subscribe", "", "application/json", []byte(`{"list":"` + strings.Repeat("a", 10000) + `"}`), 413, ""},
+		{"wrong content type", "POST", "/public/v1/subscribe", "", "application/xml", []byte(`{}`), 415, ""},
+		{"missing list", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) { delete(m, "list") }), 422, "list"},
+		{"unknown list", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) { m["list"] = "nope-nope" }), 422, "list"},
+		{"unknown app", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) { m["app"] = "nope" }), 422, "app"},
+		{"invalid time zone", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) { m["timezone"] = "Mars/Olympus_Mons" }), 422, "timezone"},
+		{"time zone path trick", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) { m["timezone"] = "../../etc/passwd" }), 422, "timezone"},
+		{"invalid locale", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) { m["locale"] = "not a locale!" }), 422, "locale"},
+		{"invalid email", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) { m["email"] = "Ada <ada@example.com>" }), 422, "email"},
+		{"consent version from the future", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) { m["consent_version"] = 99 }), 422, "consent_version"},
+		{"push endpoint not https", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) {
+			m["device"] = map[string]any{"platform": "webpush", "subscription": map[string]any{"endpoint": "http://evil.example/x",
+				"keys": map[string]string{"p256dh": wp.P256dh, "auth": wp.Auth}}}
+		}), 422, "device.subscription.endpoint"},
+		{"push key not on curve", "POST", "/public/v1/subscribe", "", "application/json", good(badKeys("BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", wp.Auth)), 422, "device.subscription.keys"},
+		{"push auth too short", "POST", "/public/v1/subscribe", "", "application/json", good(badKeys(wp.P256dh, "AAAA")), 422, "device.subscription.keys"},
+		{"push subscription missing", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) { m["device"] = map[string]any{"platform": "webpush"} }), 422, "device.subscription"},
+		{"unknown platform", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) { m["device"] = map[string]any{"platform": "pager", "token": "x"} }), 422, "device.platform"},
+		{"apns token not hex", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) {
+			m["device"] = map[string]any{"platform": "apns", "token": strings.Repeat("z", 64), "bundle_id": "com.example.app"}
+		}), 422, "device.token"},
+		{"fcm token with spaces", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) {
+			m["device"] = map[string]any{"platform": "fcm", "token": "a token with spaces in it"}
+		}), 422, "device.token"},
+		{"wrong identity hmac", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) {
+			m["external_id"], m["identity_hmac"] = ext, optin.IdentityHMAC("not-the-secret", ext)
+		}), 403, "identity_hmac"},
+		{"identity hmac not hex", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) {
+			m["external_id"], m["identity_hmac"] = ext, "zz"
+		}), 403, "identity_hmac"},
+		{"forged subscriber token", "POST", "/public/v1/subscribe", "", "application/json", good(func(m map[string]any) { m["subscriber_token"] = "forged" }), 401, "subscriber_token"},
+		{"forged token for preferences", "POST", "/public/v1/preferences", "", "application/json", []byte(`{"subscriber_token":"forged"}`), 401, "subscriber_token"},
+		{"admin without key", "POST", "/api/v1/lists", "", "application/json", []byte(`{"slug":"x","name":"x"}`), 401, ""},
+		{"admin with made-up key", "POST", "/api/v1/lists", "hk_abcdefgh_" + strings.Repeat("a", 32), "application/json", []byte(`{"slug":"x","name":"x"}`), 401, ""},
+		{"agent may not create lists", "POST", "/api/v1/lists", b.agent, "application/json", []byte(`{"slug":"x","name":"x"}`), 403, ""},
+		{"list slug with spaces", "POST", "/api/v1/lists", b.admin, "application/json", []byte(`{"slug":"a b","name":"x"}`), 422, "slug"},
+		{"list without name", "POST", "/api/v1/lists", b.admin, "application/json", []byte(`{"slug":"ok-slug"}`), 422, "name"},
+		{"list bad optin", "POST", "/api/v1/lists", b.admin, "application/json", []byte(`{"slug":"ok-slug","name":"x","optin":"triple"}`), 422, "optin"},
+		{"subscriber attributes not an object", "POST", "/api/v1/subscribers", b.admin, "application/json", []byte(`{"attributes":[1,2]}`), 422, "attributes"},
+		{"subscriber attributes with NUL", "POST", "/api/v1/subscribers", b.admin, "application/json", []byte(`{"attributes":{"a":"\u0000"}}`), 422, "attributes"},
+		{"subscriber bad state", "POST", "/api/v1/subscribers", b.admin, "application/json", []byte(`{"state":"erased"}`), 422, "state"},
+		{"subscriber id not a number", "GET", "/api/v1/subscribers/abc", b.admin, "", nil, 422, "id"},
+		{"bad page size", "GET", "/api/v1/subscribers?limit=100000", b.admin, "", nil, 422, "limit"},
+		{"bad cursor", "GET", "/api/v1/subscribers?after=-5", b.admin, "", nil, 422, "after"},
+		{"import not csv", "POST", "/api/v1/imports", b.admin, "application/json", []byte(`{}`), 415, ""},
+		{"import empty", "POST", "/api/v1/imports", b.admin, "text/csv", nil, 422, "file"},
+		{"import unknown column", "POST", "/api/v1/imports", b.admin, "text/csv", []byte("external_id,password\n1,x\n"), 422, "file"},
+		{"import header broken quoting", "POST", "/api/v1/imports", b.admin, "text/csv", []byte("\"external_id,email\n1,a@b.c\n"), 422, "file"},
+		{"import lists without consent source", "POST", "/api/v1/imports", b.admin, "text/csv", []byte("external_id,lists\n1,news\n"), 422, "file"},
+		{"import marketer ok but agent not", "POST", "/api/v1/imports", b.agent, "text/csv", []byte("external_id\n1\n"), 403, ""},
+	}
+	before := b.rowCounts()
+	for _, tt := range tests {
+		res := b.do(tt.method, tt.path, tt.key, tt.contentType, tt.body)
+		if res.status != tt.status {
+			t.Errorf("%s: status %d, want %d: %s", tt.name, res.status, tt.status, res.body)
+			continue
+		}
+		if ct := res.header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Errorf("%s: content type %q", tt.name, ct)
+			continue
+		}
+		p := res.json(t)
+		if p["title"] == "" || (tt.field != "" && p["field"] != tt.field) || (tt.field != "" && p["reason"] == "") {
+			t.Errorf("%s: problem %s, want field %q with a reason", tt.name, res.body, tt.field)
+		}
+	}
+	if after := b.rowCounts(); !equalCounts(before, after) {
+		t.Errorf("hostile requests wrote rows: before %v after %v", before, after)
+	}
+}
+
+func equalCounts(a, b map[string]int) bool {
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestHostileLinks checks forged, tampered, expired and reused links get a
+// page a person understands and change nothing.
+func TestHostileLinks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// A link signed with this secret but expired a day ago.
+	past := optin.NewService(b.pool, b.store, nil, nil, optin.Config{
+		PublicURL: b.cfg.PublicURL, Secret: b.cfg.Secret, UnsubscribeTokenTTL: time.Hour,
+		Now: func() time.Time { return time.Now().Add(-25 * time.Hour) },
+	}, nil)
+	expired := b.pathOf(past.UnsubscribeURL(1, 0))
+	valid := b.pathOf(b.optin.UnsubscribeURL(1, 0))
+	tampered := valid[:len(valid)-3] + "AAA"
+	otherSecret := optin.NewService(b.pool, b.store, nil, nil, optin.Config{PublicURL: b.cfg.PublicURL,
+		Secret: []byte("another-secret-another-secret-another!!"), UnsubscribeTokenTTL: time.Hour}, nil)
+	tests := []struct {
+		name, method, path string
+		status             int
+		text               string
+	}{
+		{"forged confirm", "GET", "/confirm/forged", 404, "not valid"},
+		{"forged confirm press", "POST", "/confirm/forged", 404, "not valid"},
+		{"unsubscribe link used as confirm", "POST", "/confirm/" + strings.TrimPrefix(valid, "/u/"), 404, "not valid"},
+		{"tampered unsubscribe", "POST", tampered, 404, "not valid"},
+		{"other secret", "POST", b.pathOf(otherSecret.UnsubscribeURL(1, 0)), 404, "not valid"},
+		{"expired unsubscribe", "POST", expired, 410, "expired"},
+		{"expired preferences", "GET", b.pathOf(past.PreferencesURL(1)), 410, "expired"},
+		{"very long token", "GET", "/confirm/" + strings.Repeat("A", 5000), 404, "not valid"},
+	}
+	for _, tt := range tests {
+		res := b.do(tt.method, tt.path, "", "application/x-www-form-urlencoded", nil)
+		if res.status != tt.status || !strings.Contains(string(res.body), tt.text) {
+			t.Errorf("%s: %d %s", tt.name, res.status, res.body)
+		}
+	}
+}
+
+// FuzzSubscribe throws arbitrary bodies at the public subscribe endpoint:
+// whatever comes in, the answer is never a 5xx.
+func FuzzSubscribe(f *testing.F) {
+	f.Add([]byte(`{"list":"news","device":{"platform":"fcm","token":"aaaaaaaaaaaaaaaaaaaa"}}`))
+	f.Add([]byte(`{"list":"news","device":{"platform":"webpush","subscription":{"endpoint":"https://x/y","keys":{"p256dh":"AAAA","auth":"AAAA"}}}}`))
+	f.Add([]byte(`{"external_id":"\u0000","identity_hmac":"00"}`))
+	f.Add([]byte(`{"timezone":"Local","locale":"x-x-x-x-x-x-x-x-x-x-x-x"}`))
+	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b := setup(t)
+		for _, path := range []string{"/public/v1/subscribe", "/public/v1/preferences", "/public/v1/unsubscribe"} {
+			res := b.do(http.MethodPost, path, "", "application/json", body)
+			if res.status >= 500 {
+				t.Fatalf("%s: %d %s", path, res.status, res.body)
+			}
+		}
+	})
+}
