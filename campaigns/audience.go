@@ -43,6 +43,16 @@ func (s *Service) audience(ctx context.Context, db subscribers.DB, appID int64, 
 	return q, nil
 }
 
+// params is what a query over the audience passes to pgx: its arguments and
+// any extra ones numbered after them. The statement is never a cached named
+// one, because PostgreSQL switches a statement prepared once to a generic
+// plan after five runs, and for an id range or a list of lists the generic
+// plan joins the whole audience where the real values need a page of it
+// (measured: 2.4 s against 0.25 s for a fan-out page of a 1M audience).
+func (q *audienceQuery) params(extra ...any) []any {
+	return append(append([]any{pgx.QueryExecModeDescribeExec}, q.args...), extra...)
+}
+
 // and adds a condition with one argument, written with %s for its placeholder.
 func (q *audienceQuery) and(cond string, arg any) *audienceQuery {
 	args := append(append([]any(nil), q.args...), arg)
@@ -68,7 +78,7 @@ func (s *Service) Preview(ctx context.Context, id int64) (*Preview, error) {
 		return nil, err
 	}
 	p := &Preview{ByPlatform: map[string]int64{}}
-	rows, err := s.pool.Query(ctx, `SELECT d.platform, count(*), count(DISTINCT d.subscriber_id) `+q.from+` GROUP BY d.platform`, q.args...)
+	rows, err := s.pool.Query(ctx, `SELECT d.platform, count(*), count(DISTINCT d.subscriber_id) `+q.from+` GROUP BY d.platform`, q.params()...)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: preview: %w", err)
 	}
@@ -84,11 +94,11 @@ func (s *Service) Preview(ctx context.Context, id int64) (*Preview, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT d.subscriber_id) `+q.from, q.args...).Scan(&p.Subscribers); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT d.subscriber_id) `+q.from, q.params()...).Scan(&p.Subscribers); err != nil {
 		return nil, fmt.Errorf("campaigns: preview: %w", err)
 	}
 	rows, err = s.pool.Query(ctx, `SELECT id, external_id, email, locale, timezone, attributes, state, created_at, updated_at
-		FROM subscribers WHERE id IN (SELECT DISTINCT d.subscriber_id `+q.from+` ORDER BY 1 LIMIT 10) ORDER BY id`, q.args...)
+		FROM subscribers WHERE id IN (SELECT DISTINCT d.subscriber_id `+q.from+` ORDER BY 1 LIMIT 10) ORDER BY id`, q.params()...)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: preview sample: %w", err)
 	}

@@ -142,7 +142,6 @@ func (s *Service) markUnknown(ctx context.Context, campaignID int64, batch int) 
 // has none yet, and returns exactly the devices this call claimed. The rows
 // are committed before anything is sent.
 func (s *Service) claim(ctx context.Context, campaignID int64, batch int, q *audienceQuery) ([]claimed, error) {
-	args := append(append([]any(nil), q.args...), campaignID, batch)
 	n := len(q.args)
 	// One statement: what is claimed is exactly what is returned for sending.
 	rows, err := s.pool.Query(ctx, fmt.Sprintf(`WITH aud AS (SELECT %s %s),
@@ -152,7 +151,7 @@ func (s *Service) claim(ctx context.Context, campaignID int64, batch int, q *aud
 			ON CONFLICT (campaign_id, device_id) DO NOTHING
 			RETURNING device_id
 		)
-		SELECT aud.* FROM aud JOIN ins ON ins.device_id = aud.id`, claimedColumns, q.from, n+1, n+2), args...)
+		SELECT aud.* FROM aud JOIN ins ON ins.device_id = aud.id`, claimedColumns, q.from, n+1, n+2), q.params(campaignID, batch)...)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: claim: %w", err)
 	}

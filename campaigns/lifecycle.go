@@ -11,9 +11,10 @@ import (
 )
 
 // schedulerLead starts a wave's fan-out this long before its send time:
-// River promotes scheduled jobs every few seconds, and batches wait for the
-// exact moment themselves, so the first message leaves on time.
-const schedulerLead = 6 * time.Second
+// River promotes scheduled jobs every 5 s, which leaves the fan-out at least
+// 5 s to cut its first batches, and batches wait for the exact moment
+// themselves, so the first message leaves on time.
+const schedulerLead = 10 * time.Second
 
 // runAt schedules a job for t. River files any job with a ScheduledAt as
 // scheduled, to be promoted by its next scheduler pass (every 5 s), even when
@@ -47,7 +48,7 @@ func (s *Service) plan(ctx context.Context, tx pgx.Tx, c *Campaign) ([]wave, err
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, `SELECT DISTINCT s.timezone `+q.from, q.args...)
+	rows, err := tx.Query(ctx, `SELECT DISTINCT s.timezone `+q.from, q.params()...)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: time zones: %w", err)
 	}

@@ -112,7 +112,7 @@ func (w *RetryWorker) Work(ctx context.Context, job *river.Job[RetryArgs]) error
 }
 
 func (s *Service) devicesIn(ctx context.Context, q *audienceQuery) ([]claimed, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+claimedColumns+` `+q.from, q.args...)
+	rows, err := s.pool.Query(ctx, `SELECT `+claimedColumns+` `+q.from, q.params()...)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: load devices: %w", err)
 	}

@@ -51,10 +51,7 @@ func (w *StartWorker) Work(ctx context.Context, job *river.Job[StartArgs]) error
 	default:
 		return nil // cancelled, failed or finished
 	}
-	if err := s.countAudience(ctx, a.CampaignID); err != nil {
-		return err
-	}
-	for {
+	for page := 0; ; page++ {
 		done, err := s.fanOutPage(ctx, a.CampaignID, a.Wave)
 		if errors.Is(err, errStopFanout) {
 			if st, _ := s.status(ctx, a.CampaignID); st == StatusPaused {
@@ -64,6 +61,13 @@ func (w *StartWorker) Work(ctx context.Context, job *river.Job[StartArgs]) error
 		}
 		if err != nil {
 			return err
+		}
+		// Counting a large audience takes seconds; the first batches are
+		// already waiting for their moment while it runs.
+		if page == 0 {
+			if err := s.countAudience(ctx, a.CampaignID); err != nil {
+				return err
+			}
 		}
 		if done {
 			return s.finishIfDone(ctx, a.CampaignID)
@@ -136,7 +140,7 @@ func (s *Service) fanOutPage(ctx context.Context, campaignID int64, waveNo int) 
 		}
 		size := s.batchSize(c)
 		limit := size * batchesPerPage
-		rows, err := tx.Query(ctx, `SELECT d.id, d.platform `+q.from+fmt.Sprintf(` ORDER BY d.id LIMIT %d`, limit), q.args...)
+		rows, err := tx.Query(ctx, `SELECT d.id, d.platform `+q.from+fmt.Sprintf(` ORDER BY d.id LIMIT %d`, limit), q.params()...)
 		if err != nil {
 			return fmt.Errorf("campaigns: page audience: %w", err)
 		}
@@ -239,7 +243,7 @@ func (s *Service) countAudience(ctx context.Context, id int64) error {
 		return err
 	}
 	q = q.and("d.id <= %s", bound).and("%s::bigint IS NOT NULL", id)
-	_, err = s.pool.Exec(ctx, `UPDATE campaigns SET audience_size = (SELECT count(*) `+q.from+`) WHERE id = $`+fmt.Sprint(len(q.args))+` AND audience_size IS NULL`, q.args...)
+	_, err = s.pool.Exec(ctx, `UPDATE campaigns SET audience_size = (SELECT count(*) `+q.from+`) WHERE id = $`+fmt.Sprint(len(q.args))+` AND audience_size IS NULL`, q.params()...)
 	if err != nil {
 		return fmt.Errorf("campaigns: count audience: %w", err)
 	}

@@ -246,7 +246,9 @@ func runCampaign(ctx context.Context, pool *pgxpool.Pool, svc *campaigns.Service
 	if resp, err := sim.Post(simURL+"/sim/reset", "text/plain", nil); err == nil {
 		resp.Body.Close()
 	}
-	at := time.Now().Add(8 * time.Second)
+	// Far enough ahead that the fan-out goes through River's scheduler, as a
+	// campaign scheduled for later does.
+	at := time.Now().Add(15 * time.Second)
 	c, err := svc.Create(ctx, campaigns.Params{App: &app, Name: &name,
 		Content:  &campaigns.Content{Title: "Spring sale", Body: "Everything 20% off until Sunday.", URL: "https://shop.example.com/sale"},
 		Audience: &campaigns.Audience{Lists: lists}, Schedule: &campaigns.Schedule{Mode: "at", At: &at}})
