@@ -112,12 +112,44 @@ func (w *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 	if tz != nil {
 		q = q.and("s.timezone = %s", *tz)
 	}
-	devices, err := s.claim(ctx, c.ID, a.Batch, q)
+	run, err := s.newSendRun(ctx, c)
 	if err != nil {
 		return err
 	}
-	if err := s.sendClaimed(ctx, c, a.Batch, devices); err != nil {
-		return err
+	var lastSlice time.Duration
+	for {
+		// A batch that could not finish another slice before River's job
+		// timeout yields and continues with a fresh one, instead of being
+		// cut off mid-send.
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < 2*lastSlice+time.Second {
+			return river.JobSnooze(time.Second)
+		}
+		started := time.Now()
+		devices, err := s.claim(ctx, c.ID, a.Batch, q)
+		if err != nil {
+			return err
+		}
+		if len(devices) == 0 {
+			break
+		}
+		if err := run.send(ctx, devices); err != nil {
+			return err
+		}
+		lastSlice = time.Since(started)
+		// Between slices, so that a pause or a cancel (or a failure the
+		// slice itself found) holds within a slice's sending time.
+		st, err := s.status(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		switch st {
+		case StatusRunning:
+		case StatusPaused:
+			return river.JobSnooze(time.Second)
+		default:
+			_, err := s.pool.Exec(ctx, `UPDATE campaign_batches SET state = 'cancelled' WHERE campaign_id = $1 AND batch = $2`, a.CampaignID, a.Batch)
+			return err
+		}
 	}
 	if _, err := s.pool.Exec(ctx, `UPDATE campaign_batches SET state = 'done' WHERE campaign_id = $1 AND batch = $2 AND state = 'pending'`,
 		a.CampaignID, a.Batch); err != nil {
@@ -138,20 +170,31 @@ func (s *Service) markUnknown(ctx context.Context, campaignID int64, batch int) 
 	return nil
 }
 
-// claim inserts a delivery row for every audience device of the batch that
-// has none yet, and returns exactly the devices this call claimed. The rows
-// are committed before anything is sent.
+// ClaimSlice is how many devices a batch claims at a time. A batch claims,
+// sends and records one slice before it claims the next, so a process killed
+// mid-send leaves at most one slice per running batch with an unknown
+// outcome, however large the batches are.
+const ClaimSlice = 250
+
+// claim inserts a delivery row for up to ClaimSlice audience devices of the
+// batch that have none yet, and returns exactly the devices this call
+// claimed; none when the batch is done. The rows are committed before
+// anything is sent.
 func (s *Service) claim(ctx context.Context, campaignID int64, batch int, q *audienceQuery) ([]claimed, error) {
 	n := len(q.args)
 	// One statement: what is claimed is exactly what is returned for sending.
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`WITH aud AS (SELECT %s %s),
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(`WITH aud AS (
+			SELECT %s %s AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.campaign_id = $%d AND x.device_id = d.id)
+			ORDER BY d.id LIMIT %d
+		),
 		ins AS (
 			INSERT INTO deliveries (campaign_id, device_id, subscriber_id, batch, platform, status)
 			SELECT $%d, id, subscriber_id, $%d, platform, 'claimed' FROM aud
 			ON CONFLICT (campaign_id, device_id) DO NOTHING
 			RETURNING device_id
 		)
-		SELECT aud.* FROM aud JOIN ins ON ins.device_id = aud.id`, claimedColumns, q.from, n+1, n+2), q.params(campaignID, batch)...)
+		SELECT aud.* FROM aud JOIN ins ON ins.device_id = aud.id`, claimedColumns, q.from, n+1, ClaimSlice, n+1, n+2),
+		q.params(campaignID, batch)...)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: claim: %w", err)
 	}
@@ -163,31 +206,45 @@ type groupKey struct {
 	platform delivery.Platform
 }
 
-// sendClaimed sends to claimed devices, one render per (variant, platform),
-// and records every outcome in one statement.
-func (s *Service) sendClaimed(ctx context.Context, c *Campaign, batch int, devices []claimed) error {
+// sendRun is what one job needs to send a campaign to the devices it claims,
+// looked up once for all its slices.
+type sendRun struct {
+	s               *Service
+	c               *Campaign
+	sender          *delivery.Sender
+	unsubscribeList int64         // 0: every list, when a campaign names several
+	limiter         *rate.Limiter // the campaign's throttle, if any
+}
+
+func (s *Service) newSendRun(ctx context.Context, c *Campaign) (*sendRun, error) {
+	sender, err := s.senders.For(ctx, c.AppID)
+	if err != nil {
+		return nil, err
+	}
+	r := &sendRun{s: s, c: c, sender: sender}
+	if len(c.Audience.Lists) == 1 {
+		if l, err := subscribers.GetList(ctx, s.pool, c.Audience.Lists[0]); err == nil {
+			r.unsubscribeList = l.ID
+		}
+	}
+	if t := c.ThrottlePerMinute; t != nil {
+		perSecond := float64(*t) / 60
+		r.limiter = rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond)))
+	}
+	return r, nil
+}
+
+// send sends to claimed devices, one render per (variant, platform), and
+// records every outcome in one statement.
+func (r *sendRun) send(ctx context.Context, devices []claimed) error {
 	if len(devices) == 0 {
 		return nil
 	}
-	sender, err := s.senders.For(ctx, c.AppID)
-	if err != nil {
-		return err
-	}
-	unsubscribeList := int64(0) // every list, when a campaign names several
-	if len(c.Audience.Lists) == 1 {
-		if l, err := subscribers.GetList(ctx, s.pool, c.Audience.Lists[0]); err == nil {
-			unsubscribeList = l.ID
-		}
-	}
+	s, c := r.s, r.c
 	groups := map[groupKey][]int{}
 	for i, d := range devices {
 		k := groupKey{c.Content.variantKey(d.locale), d.device.Platform}
 		groups[k] = append(groups[k], i)
-	}
-	var limiter *rate.Limiter
-	if t := c.ThrottlePerMinute; t != nil {
-		perSecond := float64(*t) / 60
-		limiter = rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond)))
 	}
 	outcomes := make([]delivery.Outcome, len(devices))
 	for k, idx := range groups {
@@ -196,16 +253,25 @@ func (s *Service) sendClaimed(ctx context.Context, c *Campaign, batch int, devic
 		batchDevices := make([]delivery.Device, len(idx))
 		for j, i := range idx {
 			d := devices[i].device.ToDelivery()
-			d.Vars = map[string]string{"unsubscribe_url": s.optin.UnsubscribeURL(devices[i].subscriberID, unsubscribeList),
+			d.Vars = map[string]string{"unsubscribe_url": s.optin.UnsubscribeURL(devices[i].subscriberID, r.unsubscribeList),
 				"reply_token": s.replyToken(c.ID, devices[i].subscriberID)}
 			batchDevices[j] = d
 		}
-		for j, o := range sender.SendWith(ctx, msg, batchDevices, delivery.SendOptions{Limiter: limiter}) {
+		for j, o := range r.sender.SendWith(ctx, msg, batchDevices, delivery.SendOptions{Limiter: r.limiter}) {
 			outcomes[idx[j]] = o
 		}
 	}
-	return s.record(ctx, c.ID, devices, outcomes)
+	// Outcomes that are known get written even when the job's deadline
+	// passed while sending: losing them would turn sent messages into
+	// unknown ones.
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	return s.record(recordCtx, c.ID, devices, outcomes)
 }
+
+// recordTimeout bounds writing one slice's outcomes after its job's own
+// deadline has passed.
+const recordTimeout = 30 * time.Second
 
 // record writes outcomes in one statement, deactivates gone devices in one
 // more, and fails the campaign when the provider refused the credentials.

@@ -7,10 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/conversations"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/delivery/simulator"
+	"github.com/herald-im/herald/demo"
 	"github.com/herald-im/herald/subscribers"
 )
 
@@ -325,6 +329,65 @@ func TestCrashedAttemptIsReportedNotResent(t *testing.T) {
 	}
 	if st := must(b.svc.Stats(ctx, c.ID)); st.Status != campaigns.StatusFinished || st.Unknown != 2 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestCrashMidBatchLeavesOneSliceUnknown crashes a batch larger than a claim
+// slice while its first slice is in flight (its process loses the database,
+// so nothing after the send is written): the retry reports that slice as
+// unknown and sends the rest of the batch once, so what a crash costs is a
+// slice, not a batch.
+func TestCrashMidBatchLeavesOneSliceUnknown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	l, _ := subscribers.GetList(ctx, b.pool, b.list)
+	total := 2*campaigns.ClaimSlice + 3
+	if err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		return demo.Seed(ctx, tx, b.app.ID, l.ID, total, "slice-"+randomID(), b.sim, delivery.PlatformFCM)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := b.pool.Query(ctx, `SELECT id, token FROM devices WHERE app_id = $1 ORDER BY id`, b.app.ID)
+	type dev struct {
+		ID    int64
+		Token string
+	}
+	devs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[dev])
+	if err != nil || len(devs) != total {
+		t.Fatalf("%d devices, %v", len(devs), err)
+	}
+	// The first device answers late, so its slice is still in flight when the
+	// attempt is cut off.
+	b.sim.SetFault("fcm", devs[0].Token, simulator.Fault{Delay: 5 * time.Second, Times: 1})
+	c := b.create(campaigns.Params{})
+	b.pool.Exec(ctx, `UPDATE campaigns SET status = 'running', started_at = now(), audience_bound = (SELECT max(id) FROM devices),
+		next_batch = 1 WHERE id = $1`, c.ID)
+	b.pool.Exec(ctx, `INSERT INTO campaign_waves (campaign_id, wave, send_at, fanned_out) VALUES ($1, 0, now(), true)`, c.ID)
+	b.pool.Exec(ctx, `INSERT INTO campaign_batches (campaign_id, batch, wave, platform, after_id, upto_id) VALUES ($1, 0, 0, 'fcm', $2, $3)`,
+		c.ID, devs[0].ID-1, devs[total-1].ID)
+
+	doomed, err := pgxpool.NewWithConfig(ctx, b.pool.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doomedSvc, _ := newServices(doomed, b.store, b.sim)
+	time.AfterFunc(1500*time.Millisecond, doomed.Close)
+	if err := (&campaigns.BatchWorker{Service: doomedSvc}).Work(ctx, batchJob(c.ID, 0, 1)); err == nil {
+		t.Fatal("the crashed attempt reported success")
+	}
+	if err := (&campaigns.BatchWorker{Service: b.svc}).Work(ctx, batchJob(c.ID, 0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	got := b.deliveryRows(c.ID)
+	if got["unknown"] != campaigns.ClaimSlice || got["delivered"] != total-campaigns.ClaimSlice {
+		t.Fatalf("delivery rows %v, want %d unknown (one slice) and the rest delivered", got, campaigns.ClaimSlice)
+	}
+	for i, d := range devs {
+		n := len(b.sim.Received("fcm", d.Token))
+		if i >= campaigns.ClaimSlice && n != 1 || n > 1 {
+			t.Fatalf("device %d received %d", i, n)
+		}
 	}
 }
 

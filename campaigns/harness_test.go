@@ -50,10 +50,7 @@ func getEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 		store := apps.NewStore(secret)
-		senders := apps.NewSenders(pool, store, delivery.Options{RootCAs: sim.CertPool()}, logger)
-		optinSvc := optin.NewService(pool, store, senders, nil, optin.Config{PublicURL: "http://herald.test", Secret: secret,
-			ConfirmTokenTTL: time.Hour, UnsubscribeTokenTTL: time.Hour, SubscriberTokenTTL: time.Hour, PendingPurgeAfter: time.Hour}, logger)
-		svc := campaigns.NewService(pool, senders, optinSvc, campaigns.Config{PublicURL: "http://herald.test", Secret: secret, BatchSize: 7}, logger)
+		svc, optinSvc := newServices(pool, store, sim)
 		workers := river.NewWorkers()
 		svc.AddWorkers(workers, nil)
 		optinSvc.AddWorkers(workers, nil)
@@ -75,6 +72,17 @@ func getEnv(t *testing.T) *env {
 		t.Fatal("environment did not start")
 	}
 	return shared
+}
+
+// newServices makes the campaign and opt-in services over pool, sending to
+// the simulator.
+func newServices(pool *pgxpool.Pool, store *apps.Store, sim *simulator.Server) (*campaigns.Service, *optin.Service) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	senders := apps.NewSenders(pool, store, delivery.Options{RootCAs: sim.CertPool()}, logger)
+	optinSvc := optin.NewService(pool, store, senders, nil, optin.Config{PublicURL: "http://herald.test", Secret: secret,
+		ConfirmTokenTTL: time.Hour, UnsubscribeTokenTTL: time.Hour, SubscriberTokenTTL: time.Hour, PendingPurgeAfter: time.Hour}, logger)
+	svc := campaigns.NewService(pool, senders, optinSvc, campaigns.Config{PublicURL: "http://herald.test", Secret: secret, BatchSize: 7}, logger)
+	return svc, optinSvc
 }
 
 type testBundle struct {

@@ -76,6 +76,10 @@ func (w *RetryWorker) Work(ctx context.Context, job *river.Job[RetryArgs]) error
 	if err != nil {
 		return err
 	}
+	run, err := s.newSendRun(ctx, c)
+	if err != nil {
+		return err
+	}
 	for {
 		rows, err := s.pool.Query(ctx, `WITH picked AS (
 				SELECT device_id FROM deliveries WHERE campaign_id = $1 AND status = 'failed'
@@ -84,7 +88,7 @@ func (w *RetryWorker) Work(ctx context.Context, job *river.Job[RetryArgs]) error
 			UPDATE deliveries d SET status = 'claimed', batch = $3, attempts = attempts + 1, claimed_at = now(),
 				outcome = NULL, reason = NULL, finished_at = NULL
 			FROM picked WHERE d.campaign_id = $1 AND d.device_id = picked.device_id RETURNING d.device_id`,
-			a.CampaignID, s.cfg.BatchSize, batch)
+			a.CampaignID, ClaimSlice, batch)
 		if err != nil {
 			return fmt.Errorf("campaigns: claim retries: %w", err)
 		}
@@ -105,7 +109,7 @@ func (w *RetryWorker) Work(ctx context.Context, job *river.Job[RetryArgs]) error
 			a.CampaignID, batch, deviceIDs(devices)); err != nil {
 			return err
 		}
-		if err := s.sendClaimed(ctx, c, batch, devices); err != nil {
+		if err := run.send(ctx, devices); err != nil {
 			return err
 		}
 	}

@@ -183,7 +183,7 @@ func (r *campaignRig) check(audience int) (unknown int) {
 
 // TestCampaignSurvivesSIGKILL kills Herald mid-send and starts it again:
 // every device gets the campaign once, none twice, except those the report
-// lists as unknown, which are at most the batches that were in flight.
+// lists as unknown, which are at most the claim slices that were in flight.
 func TestCampaignSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Herald processes")
@@ -208,8 +208,9 @@ func TestCampaignSurvivesSIGKILL(t *testing.T) {
 	second := r.workers()
 	r.waitFinished(3*time.Minute, first, second)
 	unknown := r.check(3 * perPlatform)
-	// In flight at the kill: at most one batch per worker of each provider's queue.
-	if window := 3 * 8 * batch; unknown > window {
+	// In flight at the kill: at most one claim slice per worker of each
+	// provider's queue.
+	if window := 3 * 8 * min(batch, campaigns.ClaimSlice); unknown > window {
 		t.Fatalf("%d unknown outcomes, more than the in-flight window of %d", unknown, window)
 	}
 	var st struct{ delivered, unknown int }
