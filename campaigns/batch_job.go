@@ -174,7 +174,7 @@ func (s *Service) markUnknown(ctx context.Context, campaignID int64, batch int) 
 // sends and records one slice before it claims the next, so a process killed
 // mid-send leaves at most one slice per running batch with an unknown
 // outcome, however large the batches are.
-const ClaimSlice = 250
+const ClaimSlice = 500
 
 // claim inserts a delivery row for up to ClaimSlice audience devices of the
 // batch that have none yet, and returns exactly the devices this call

@@ -188,7 +188,7 @@ func TestCampaignSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Herald processes")
 	}
-	const perPlatform, batch = 17_000, 500 // 51,000 devices
+	const perPlatform, batch = 17_000, 1000 // 51,000 devices, the default batch size
 	r := newCampaignRig(t, perPlatform, batch)
 	first := r.workers()
 	r.schedule()
