@@ -21,6 +21,9 @@ func TestCampaignThroughTheAPI(t *testing.T) {
 	if res.status != http.StatusAccepted {
 		t.Fatalf("subscribe: %d %s", res.status, res.body)
 	}
+	// The confirmation push goes first: confirming through the admin API
+	// before its job runs would (rightly) cancel it.
+	b.waitReceived("fcm", token, 1)
 	var subID float64
 	list := b.do(http.MethodGet, "/api/v1/subscribers?external_id="+ext, b.admin, "", nil).json(t)
 	subID = list["items"].([]any)[0].(map[string]any)["id"].(float64)
