@@ -20,6 +20,14 @@ const (
 	// ClassConfigError means the app's credentials are wrong; the sender stops
 	// using that platform until it is rebuilt with new credentials.
 	ClassConfigError Class = "config_error"
+	// ClassUnknown means the request may have reached the provider: it was
+	// written whole and then no answer came (cancelled, timed out, the
+	// connection cut). Sending again may show the message twice, so a caller
+	// only resends with the same collapse key.
+	ClassUnknown Class = "unknown"
+	// ClassNotSent means the request never left: the caller's context ended
+	// before it was written. The provider cannot have it.
+	ClassNotSent Class = "not_sent"
 )
 
 // Outcome is the result of sending one message to one device.
