@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -16,17 +17,26 @@ import (
 type audienceQuery struct {
 	from string
 	args []any
+	// lists are the ids of the audience's lists that exist; a list deleted
+	// since the campaign was made has no members left to send to.
+	lists []int64
 }
 
 func (s *Service) audience(ctx context.Context, db subscribers.DB, appID int64, a *Audience) (*audienceQuery, error) {
 	var listIDs []int64
 	for _, slug := range a.Lists {
 		l, err := subscribers.GetList(ctx, db, slug)
-		if err == nil {
-			listIDs = append(listIDs, l.ID)
+		if errors.Is(err, subscribers.ErrNotFound) {
+			// Deleting a list deletes its memberships: nobody is left to reach.
+			s.logger.Info("a campaign's list no longer exists; its members are not part of the audience", "list", slug)
+			continue
 		}
+		if err != nil {
+			return nil, fmt.Errorf("campaigns: audience list %q: %w", slug, err)
+		}
+		listIDs = append(listIDs, l.ID)
 	}
-	q := &audienceQuery{args: []any{appID, listIDs}}
+	q := &audienceQuery{args: []any{appID, listIDs}, lists: listIDs}
 	var b strings.Builder
 	b.WriteString(`FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
 		WHERE d.app_id = $1 AND d.active AND s.state = 'active'
@@ -56,7 +66,7 @@ func (q *audienceQuery) params(extra ...any) []any {
 // and adds a condition with one argument, written with %s for its placeholder.
 func (q *audienceQuery) and(cond string, arg any) *audienceQuery {
 	args := append(append([]any(nil), q.args...), arg)
-	return &audienceQuery{from: q.from + " AND " + fmt.Sprintf(cond, fmt.Sprintf("$%d", len(args))), args: args}
+	return &audienceQuery{from: q.from + " AND " + fmt.Sprintf(cond, fmt.Sprintf("$%d", len(args))), args: args, lists: q.lists}
 }
 
 // Preview is an audience's size and a sample, before sending.
@@ -73,41 +83,74 @@ func (s *Service) Preview(ctx context.Context, id int64) (*Preview, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := s.audience(ctx, s.pool, c.AppID, &c.Audience)
-	if err != nil {
-		return nil, err
-	}
 	p := &Preview{ByPlatform: map[string]int64{}}
-	rows, err := s.pool.Query(ctx, `SELECT d.platform, count(*), count(DISTINCT d.subscriber_id) `+q.from+` GROUP BY d.platform`, q.params()...)
-	if err != nil {
-		return nil, fmt.Errorf("campaigns: preview: %w", err)
-	}
-	for rows.Next() {
-		var platform string
-		var n, subs int64
-		if err := rows.Scan(&platform, &n, &subs); err != nil {
-			return nil, err
+	err = s.wholeAudience(ctx, func(tx pgx.Tx) error {
+		q, err := s.audience(ctx, tx, c.AppID, &c.Audience)
+		if err != nil {
+			return err
 		}
-		p.ByPlatform[platform] = n
-		p.Devices += n
-	}
-	if err := rows.Err(); err != nil {
+		rows, err := tx.Query(ctx, `SELECT d.platform, count(*) `+q.from+` GROUP BY d.platform`, q.params()...)
+		if err != nil {
+			return fmt.Errorf("campaigns: preview: %w", err)
+		}
+		counts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct {
+			platform string
+			n        int64
+		}, error) {
+			var v struct {
+				platform string
+				n        int64
+			}
+			return v, r.Scan(&v.platform, &v.n)
+		})
+		if err != nil {
+			return fmt.Errorf("campaigns: preview: %w", err)
+		}
+		for _, v := range counts {
+			p.ByPlatform[v.platform] = v.n
+			p.Devices += v.n
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(DISTINCT d.subscriber_id) `+q.from, q.params()...).Scan(&p.Subscribers); err != nil {
+			return fmt.Errorf("campaigns: preview: %w", err)
+		}
+		rows, err = tx.Query(ctx, `SELECT id, external_id, email, locale, timezone, attributes, state, created_at, updated_at
+			FROM subscribers WHERE id IN (SELECT DISTINCT d.subscriber_id `+q.from+` ORDER BY 1 LIMIT 10) ORDER BY id`, q.params()...)
+		if err != nil {
+			return fmt.Errorf("campaigns: preview sample: %w", err)
+		}
+		if p.Sample, err = pgx.CollectRows(rows, pgx.RowToStructByPos[subscribers.Subscriber]); err != nil {
+			return fmt.Errorf("campaigns: preview sample: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
-	}
-	if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT d.subscriber_id) `+q.from, q.params()...).Scan(&p.Subscribers); err != nil {
-		return nil, fmt.Errorf("campaigns: preview: %w", err)
-	}
-	rows, err = s.pool.Query(ctx, `SELECT id, external_id, email, locale, timezone, attributes, state, created_at, updated_at
-		FROM subscribers WHERE id IN (SELECT DISTINCT d.subscriber_id `+q.from+` ORDER BY 1 LIMIT 10) ORDER BY id`, q.params()...)
-	if err != nil {
-		return nil, fmt.Errorf("campaigns: preview sample: %w", err)
-	}
-	p.Sample, err = pgx.CollectRows(rows, pgx.RowToStructByPos[subscribers.Subscriber])
-	if err != nil {
-		return nil, fmt.Errorf("campaigns: preview sample: %w", err)
 	}
 	if p.Sample == nil {
 		p.Sample = []subscribers.Subscriber{}
 	}
 	return p, nil
+}
+
+// wholeAudience runs queries that read a whole audience (counts, the time
+// zones of a local-time send) in a read-only transaction whose plans do
+// not depend on fresh statistics. Tables loaded a row at a time and never
+// analysed look nearly empty to the planner, which then picks nested loops
+// that rescan an index per row: a 20,000-device preview took 12 s that way
+// and 50 ms with hash joins, which are also what a large audience wants.
+func (s *Service) wholeAudience(ctx context.Context, f func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := robustPlans(ctx, tx); err != nil {
+			return err
+		}
+		return f(tx)
+	})
+}
+
+// robustPlans turns off nested loops for the rest of tx; see wholeAudience.
+func robustPlans(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SET LOCAL enable_nestloop = off`); err != nil {
+		return fmt.Errorf("campaigns: plan settings: %w", err)
+	}
+	return nil
 }

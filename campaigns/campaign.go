@@ -54,21 +54,26 @@ func canMove(from, to Status) bool {
 
 // Campaign is one broadcast.
 type Campaign struct {
-	ID                int64      `json:"id"`
-	App               string     `json:"app"`
-	AppID             int64      `json:"-"`
-	Name              string     `json:"name"`
-	Status            Status     `json:"status"`
-	Content           Content    `json:"content"`
-	Audience          Audience   `json:"audience"`
-	Schedule          Schedule   `json:"schedule"`
-	ThrottlePerMinute *int       `json:"throttle_per_minute"`
-	FailureReason     *string    `json:"failure_reason,omitempty"`
-	CreatedAt         time.Time  `json:"created_at"`
-	UpdatedAt         time.Time  `json:"updated_at"`
-	ScheduledAt       *time.Time `json:"scheduled_at"`
-	StartedAt         *time.Time `json:"started_at"`
-	FinishedAt        *time.Time `json:"finished_at"`
+	ID                int64    `json:"id"`
+	App               string   `json:"app"`
+	AppID             int64    `json:"-"`
+	Name              string   `json:"name"`
+	Status            Status   `json:"status"`
+	Content           Content  `json:"content"`
+	Audience          Audience `json:"audience"`
+	Schedule          Schedule `json:"schedule"`
+	ThrottlePerMinute *int     `json:"throttle_per_minute"`
+	// ResendUnknown sends the campaign again to devices whose outcome is
+	// unknown (a crash, a shutdown's grace period running out, a request cut
+	// after it was written), with the same collapse key, so that a device that
+	// already had it shows one notification. On by default.
+	ResendUnknown bool       `json:"resend_unknown"`
+	FailureReason *string    `json:"failure_reason,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	ScheduledAt   *time.Time `json:"scheduled_at"`
+	StartedAt     *time.Time `json:"started_at"`
+	FinishedAt    *time.Time `json:"finished_at"`
 }
 
 // Content is what subscribers see.
@@ -247,6 +252,9 @@ func (c *Content) Validate() error {
 	for _, loc := range locales {
 		for _, p := range []delivery.Platform{delivery.PlatformAPNs, delivery.PlatformFCM, delivery.PlatformWebPush} {
 			m := c.message(loc, p, "https://herald.example/c/"+strings.Repeat("t", 80))
+			if m.CollapseKey == "" {
+				m.CollapseKey = longestDefaultCollapseKey
+			}
 			if err := fitsProvider(m, p, long); err != nil {
 				field := "content"
 				if loc != "" {
@@ -328,6 +336,32 @@ func (s *Schedule) Validate() error {
 		return invalid.Field("schedule.quiet_hours", "needs start and end such as 22:00 and 08:00")
 	}
 	return nil
+}
+
+// longestDefaultCollapseKey is as long as collapseKey's default can be.
+const longestDefaultCollapseKey = "herald-c9223372036854775807"
+
+// collapseKey is the key with which every provider replaces an earlier copy
+// of this campaign's message instead of showing a second one: APNs
+// apns-collapse-id, FCM collapse_key and the Android notification tag, Web
+// Push's Topic header and the tag Herald's service worker passes to
+// showNotification. A resend after an unknown outcome carries the same key,
+// so a device that had the message shows it once. Content may name its own
+// key (to replace an earlier campaign, say); otherwise it is derived from
+// the campaign.
+func (c *Campaign) collapseKey() string {
+	if c.Content.CollapseKey != "" {
+		return c.Content.CollapseKey
+	}
+	return fmt.Sprintf("herald-c%d", c.ID)
+}
+
+// ttl is how long providers keep the message for an unreachable device.
+func (c *Content) ttl() time.Duration {
+	if c.TTLSeconds > 0 {
+		return time.Duration(c.TTLSeconds) * time.Second
+	}
+	return 28 * 24 * time.Hour
 }
 
 // variantKey picks the variant for a locale: exact, then its language, then

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,11 +29,15 @@ import (
 var secret = []byte("campaign-test-secret-campaign-test-secret")
 
 // env is shared by the package's tests: one simulator, one River client.
+// The services work through their own pool, whose statements faults can
+// break (see faultTracer); tests read and arrange rows through pool.
 type env struct {
-	pool  *pgxpool.Pool
-	sim   *simulator.Server
-	store *apps.Store
-	svc   *campaigns.Service
+	pool   *pgxpool.Pool
+	sim    *simulator.Server
+	store  *apps.Store
+	svc    *campaigns.Service
+	river  *river.Client[pgx.Tx]
+	faults *faultTracer
 }
 
 var (
@@ -50,7 +55,14 @@ func getEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 		store := apps.NewStore(secret)
-		svc, optinSvc := newServices(pool, store, sim)
+		faults := &faultTracer{admin: pool}
+		cfg := pool.Config()
+		cfg.ConnConfig.Tracer = faults
+		svcPool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, optinSvc := newServices(svcPool, store, sim)
 		workers := river.NewWorkers()
 		svc.AddWorkers(workers, nil)
 		optinSvc.AddWorkers(workers, nil)
@@ -66,7 +78,7 @@ func getEnv(t *testing.T) *env {
 		if err := client.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		shared = &env{pool: pool, sim: sim, store: store, svc: svc}
+		shared = &env{pool: pool, sim: sim, store: store, svc: svc, river: client, faults: faults}
 	})
 	if shared == nil {
 		t.Fatal("environment did not start")
@@ -194,19 +206,37 @@ func (b *testBundle) create(params campaigns.Params) *campaigns.Campaign {
 
 func (b *testBundle) waitStatus(id int64, want campaigns.Status, within time.Duration) *campaigns.Stats {
 	b.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st, err := b.svc.Stats(context.Background(), id)
-		if err != nil {
+	var st *campaigns.Stats
+	b.waitFor(within, func() bool {
+		var err error
+		if st, err = b.svc.Stats(context.Background(), id); err != nil {
 			b.t.Fatal(err)
 		}
-		if st.Status == want {
-			return st
+		return st.Status == want
+	}, func() string { return fmt.Sprintf("campaign %d is %s, want %s (%+v)", id, st.Status, want, st) })
+	return st
+}
+
+// waitFor checks cond each time a River job of the package's client ends a
+// run (completed, failed, snoozed, cancelled), and at least every 100 ms for
+// what changes without a job event (a simulator receiving while a job
+// sends), until it holds or within passes; then it fails with what().
+func (b *testBundle) waitFor(within time.Duration, cond func() bool, what func() string) {
+	b.t.Helper()
+	events, cancel := b.river.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,
+		river.EventKindJobSnoozed, river.EventKindJobCancelled)
+	defer cancel()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-events:
+		case <-tick.C:
+		case <-deadline.C:
+			b.t.Fatalf("after %v: %s", within, what())
 		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("campaign %d is %s after %v, want %s (%+v)", id, st.Status, within, want, st)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -229,6 +259,139 @@ func (b *testBundle) deliveryRows(id int64) map[string]int {
 	}
 	return m
 }
+
+// exec runs a statement that arranges a test's rows.
+func (b *testBundle) exec(sql string, args ...any) {
+	b.t.Helper()
+	if _, err := b.pool.Exec(context.Background(), sql, args...); err != nil {
+		b.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// count runs a query that returns one number.
+func (b *testBundle) count(sql string, args ...any) int {
+	b.t.Helper()
+	var n int
+	if err := b.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		b.t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// rows runs a query and returns its rows' values.
+func (b *testBundle) rows(sql string, args ...any) [][]any {
+	b.t.Helper()
+	rows, err := b.pool.Query(context.Background(), sql, args...)
+	if err != nil {
+		b.t.Fatalf("%s: %v", sql, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
+	if err != nil {
+		b.t.Fatalf("%s: %v", sql, err)
+	}
+	return out
+}
+
+// liveJobs counts the campaign's River jobs that are waiting, snoozed,
+// retrying or running.
+func (b *testBundle) liveJobs(campaignID int64) int {
+	return b.count(`SELECT count(*) FROM river_job WHERE (args->>'campaign_id')::bigint = $1
+		AND state NOT IN ('completed', 'cancelled', 'discarded')`, campaignID)
+}
+
+// total counts what the simulator received for members.
+func (b *testBundle) total(ms []member) int {
+	n := 0
+	for _, m := range ms {
+		n += len(b.received(m))
+	}
+	return n
+}
+
+// firstAfter is the earliest moment after t that one of members received
+// something.
+func (b *testBundle) firstAfter(ms []member, t time.Time) time.Time {
+	var first time.Time
+	for _, m := range ms {
+		for _, r := range b.received(m) {
+			if r.At.After(t) && (first.IsZero() || r.At.Before(first)) {
+				first = r.At
+			}
+		}
+	}
+	return first
+}
+
+// faultTracer breaks chosen statements of the services' real connections:
+// a statement whose SQL contains a rule's text and whose arguments include
+// the rule's value (a campaign id, a list slug) runs with an already cancelled context ("cancel":
+// the job's context ended there) or on a backend terminated just before it
+// ("terminate": pg_terminate_backend, as a failover or an admin would).
+type faultTracer struct {
+	admin *pgxpool.Pool
+	mu    sync.Mutex
+	rules []*faultRule
+}
+
+type faultRule struct {
+	contains string
+	arg      any
+	kind     string // "cancel" or "terminate"
+	times    int
+	hit      chan struct{} // closed at the first hit
+}
+
+// add breaks the next times statements that match; the returned channel
+// closes when the first one is broken.
+func (f *faultTracer) add(arg any, contains, kind string, times int) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := &faultRule{contains: contains, arg: arg, kind: kind, times: times, hit: make(chan struct{})}
+	f.rules = append(f.rules, r)
+	return r.hit
+}
+
+func (f *faultTracer) match(data pgx.TraceQueryStartData) *faultRule {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.rules {
+		if r.times == 0 || !strings.Contains(data.SQL, r.contains) {
+			continue
+		}
+		for _, a := range data.Args {
+			if a == r.arg {
+				r.times--
+				select {
+				case <-r.hit:
+				default:
+					close(r.hit)
+				}
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// TraceQueryStart implements pgx.QueryTracer.
+func (f *faultTracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	r := f.match(data)
+	if r == nil {
+		return ctx
+	}
+	if r.kind == "terminate" {
+		if _, err := f.admin.Exec(context.Background(), `SELECT pg_terminate_backend($1)`, conn.PgConn().PID()); err != nil {
+			panic(err)
+		}
+		return ctx
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	return cancelled
+}
+
+// TraceQueryEnd implements pgx.QueryTracer.
+func (f *faultTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 func must[T any](v T, err error) T {
 	if err != nil {

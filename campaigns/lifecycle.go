@@ -2,12 +2,13 @@ package campaigns
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+
+	"github.com/herald-im/herald/delivery"
 )
 
 // schedulerLead starts a wave's fan-out this long before its send time:
@@ -48,6 +49,11 @@ func (s *Service) plan(ctx context.Context, tx pgx.Tx, c *Campaign) ([]wave, err
 	if err != nil {
 		return nil, err
 	}
+	// The rest of the scheduling transaction writes a few rows; only this
+	// query reads the whole audience (see wholeAudience).
+	if err := robustPlans(ctx, tx); err != nil {
+		return nil, err
+	}
 	rows, err := tx.Query(ctx, `SELECT DISTINCT s.timezone `+q.from, q.params()...)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: time zones: %w", err)
@@ -64,6 +70,9 @@ func (s *Service) plan(ctx context.Context, tx pgx.Tx, c *Campaign) ([]wave, err
 		}
 		loc, err := time.LoadLocation(name)
 		if err != nil {
+			// Zones are checked when saved; one this build's zone database
+			// does not know is sent on UTC's clock rather than not at all.
+			s.logger.Warn("unknown time zone in a campaign's audience; using UTC", "campaign_id", c.ID, "timezone", name, "error", err)
 			loc = time.UTC
 		}
 		at := base
@@ -136,8 +145,10 @@ func (s *Service) ScheduleCampaign(ctx context.Context, id int64) (*Campaign, er
 				return fmt.Errorf("campaigns: insert start jobs: %w", err)
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE campaigns SET status = 'scheduled', scheduled_at = $2, updated_at = now() WHERE id = $1`, id, first)
-		return err
+		if _, err := tx.Exec(ctx, `UPDATE campaigns SET status = 'scheduled', scheduled_at = $2, updated_at = now() WHERE id = $1`, id, first); err != nil {
+			return fmt.Errorf("campaigns: schedule %d: %w", id, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -148,49 +159,43 @@ func (s *Service) ScheduleCampaign(ctx context.Context, id int64) (*Campaign, er
 	return s.Get(ctx, id)
 }
 
-// Pause stops new batches: running batch jobs see it before they claim and
-// wait. Resume continues where it stopped; Cancel stops for good.
+// Pause stops a campaign: running batches see it between slices (within a
+// slice's sending time) and park; parked batches hold no worker. Resume
+// continues where it stopped; Cancel stops for good.
 func (s *Service) Pause(ctx context.Context, id int64) (*Campaign, error) {
 	return s.move(ctx, id, StatusPaused, `paused_at = now()`)
 }
 
-// Resume continues a paused campaign.
+// Resume continues a paused campaign: in the same transaction as the status
+// change it queues the next generation of every parked fan-out, batch and
+// retry round, so they run again within River's fetch interval.
 func (s *Service) Resume(ctx context.Context, id int64) (*Campaign, error) {
-	c, err := s.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if c.Status != StatusPaused {
-		return nil, fmt.Errorf("%w: only a paused campaign can resume (this one is %s)", ErrTransition, c.Status)
-	}
-	to := StatusScheduled
-	if c.StartedAt != nil {
-		to = StatusRunning
-	}
-	return s.move(ctx, id, to, `paused_at = NULL`)
-}
-
-// Cancel ends a campaign for good; what was sent stays recorded.
-func (s *Service) Cancel(ctx context.Context, id int64) (*Campaign, error) {
-	c, err := s.move(ctx, id, StatusCancelled, `finished_at = now()`)
-	if err != nil {
-		return nil, err
-	}
-	_, err = s.pool.Exec(ctx, `UPDATE campaign_batches SET state = 'cancelled' WHERE campaign_id = $1 AND state = 'pending'`, id)
-	return c, err
-}
-
-func (s *Service) move(ctx context.Context, id int64, to Status, set string) (*Campaign, error) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		c, err := getCampaign(ctx, tx, id, "FOR UPDATE OF c")
 		if err != nil {
 			return err
 		}
-		if !canMove(c.Status, to) {
-			return fmt.Errorf("%w: %s cannot become %s", ErrTransition, c.Status, to)
+		if c.Status != StatusPaused {
+			return fmt.Errorf("%w: only a paused campaign can resume (this one is %s)", ErrTransition, c.Status)
 		}
-		_, err = tx.Exec(ctx, `UPDATE campaigns SET status = $2, updated_at = now(), `+set+` WHERE id = $1`, id, to)
-		return err
+		to := StatusScheduled
+		if c.StartedAt != nil {
+			to = StatusRunning
+		}
+		if _, err := tx.Exec(ctx, `UPDATE campaigns SET status = $2, paused_at = NULL, updated_at = now() WHERE id = $1`, id, to); err != nil {
+			return fmt.Errorf("campaigns: resume %d: %w", id, err)
+		}
+		jobs, err := s.unpark(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if len(jobs) == 0 {
+			return nil
+		}
+		if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
+			return fmt.Errorf("campaigns: queue parked work of %d: %w", id, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -198,25 +203,137 @@ func (s *Service) move(ctx context.Context, id int64, to Status, set string) (*C
 	return s.Get(ctx, id)
 }
 
+// unpark moves a campaign's parked fan-outs, batches and retry rounds to
+// their next generation and returns the jobs that run them.
+func (s *Service) unpark(ctx context.Context, tx pgx.Tx, id int64) ([]river.InsertManyParams, error) {
+	var jobs []river.InsertManyParams
+	rows, err := tx.Query(ctx, `UPDATE campaign_waves SET parked = false, generation = generation + 1
+		WHERE campaign_id = $1 AND parked RETURNING wave, generation, send_at`, id)
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: unpark waves: %w", err)
+	}
+	type wave struct {
+		n, gen int
+		at     time.Time
+	}
+	waves, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (wave, error) {
+		var w wave
+		return w, r.Scan(&w.n, &w.gen, &w.at)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: unpark waves: %w", err)
+	}
+	for _, w := range waves {
+		jobs = append(jobs, river.InsertManyParams{Args: StartArgs{CampaignID: id, Wave: w.n, Gen: w.gen},
+			InsertOpts: runAt(w.at.Add(-schedulerLead), s.now())})
+	}
+	rows, err = tx.Query(ctx, `UPDATE campaign_batches SET state = 'pending', generation = generation + 1
+		WHERE campaign_id = $1 AND state = 'parked' RETURNING batch, generation, platform`, id)
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: unpark batches: %w", err)
+	}
+	type batch struct {
+		n, gen   int
+		platform delivery.Platform
+	}
+	batches, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (batch, error) {
+		var b batch
+		return b, r.Scan(&b.n, &b.gen, &b.platform)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: unpark batches: %w", err)
+	}
+	for _, b := range batches {
+		jobs = append(jobs, river.InsertManyParams{Args: BatchArgs{CampaignID: id, Batch: b.n, Gen: b.gen},
+			InsertOpts: &river.InsertOpts{Queue: QueueFor(b.platform)}})
+	}
+	rows, err = tx.Query(ctx, `UPDATE campaign_retries SET state = 'pending', generation = generation + 1
+		WHERE campaign_id = $1 AND state = 'parked' RETURNING round, generation`, id)
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: unpark retry rounds: %w", err)
+	}
+	rounds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]int, error) {
+		var v [2]int
+		return v, r.Scan(&v[0], &v[1])
+	})
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: unpark retry rounds: %w", err)
+	}
+	for _, r := range rounds {
+		jobs = append(jobs, river.InsertManyParams{Args: RetryArgs{CampaignID: id, Round: r[0], Gen: r[1]}})
+	}
+	return jobs, nil
+}
+
+// Cancel ends a campaign for good; what was sent stays recorded. Open
+// batches and retry rounds are closed in the same transaction; a batch
+// that is sending stops at its next slice.
+func (s *Service) Cancel(ctx context.Context, id int64) (*Campaign, error) {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := moveTx(ctx, tx, id, StatusCancelled, `finished_at = now()`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE campaign_batches SET state = 'cancelled' WHERE campaign_id = $1 AND state IN ('pending', 'parked')`, id); err != nil {
+			return fmt.Errorf("campaigns: cancel batches of %d: %w", id, err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE campaign_retries SET state = 'cancelled' WHERE campaign_id = $1 AND state IN ('pending', 'parked')`, id); err != nil {
+			return fmt.Errorf("campaigns: cancel retry rounds of %d: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+func (s *Service) move(ctx context.Context, id int64, to Status, set string) (*Campaign, error) {
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return moveTx(ctx, tx, id, to, set) }); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+func moveTx(ctx context.Context, tx pgx.Tx, id int64, to Status, set string) error {
+	c, err := getCampaign(ctx, tx, id, "FOR UPDATE OF c")
+	if err != nil {
+		return err
+	}
+	if !canMove(c.Status, to) {
+		return fmt.Errorf("%w: %s cannot become %s", ErrTransition, c.Status, to)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE campaigns SET status = $2, updated_at = now(), `+set+` WHERE id = $1`, id, to); err != nil {
+		return fmt.Errorf("campaigns: %s %d: %w", to, id, err)
+	}
+	return nil
+}
+
 // fail marks a running campaign failed, e.g. when credentials are refused.
 func (s *Service) fail(ctx context.Context, id int64, reason string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE campaigns SET status = 'failed', failure_reason = $2, finished_at = now(), updated_at = now()
+	tag, err := s.pool.Exec(ctx, `UPDATE campaigns SET status = 'failed', failure_reason = $2, finished_at = now(), updated_at = now()
 		WHERE id = $1 AND status IN ('running', 'scheduled', 'paused')`, id, reason)
-	if err == nil {
+	if err != nil {
+		return fmt.Errorf("campaigns: fail %d: %w", id, err)
+	}
+	if tag.RowsAffected() > 0 {
 		s.logger.Error("campaign failed", "campaign_id", id, "reason", reason)
 	}
-	return err
+	return nil
 }
 
 // finishIfDone marks a campaign finished once every wave is fanned out and
-// every batch is done.
+// no batch is open. Its error is returned like any other: the job that
+// called it runs again, and the reconciler finishes what no job will.
 func (s *Service) finishIfDone(ctx context.Context, id int64) error {
-	_, err := s.pool.Exec(ctx, `UPDATE campaigns SET status = 'finished', finished_at = now(), updated_at = now()
+	tag, err := s.pool.Exec(ctx, `UPDATE campaigns SET status = 'finished', finished_at = now(), updated_at = now()
 		WHERE id = $1 AND status IN ('running', 'scheduled')
 		AND NOT EXISTS (SELECT 1 FROM campaign_waves WHERE campaign_id = $1 AND NOT fanned_out)
-		AND NOT EXISTS (SELECT 1 FROM campaign_batches WHERE campaign_id = $1 AND state = 'pending')`, id)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("campaigns: finish: %w", err)
+		AND NOT EXISTS (SELECT 1 FROM campaign_batches WHERE campaign_id = $1 AND state IN ('pending', 'parked'))`, id)
+	if err != nil {
+		return fmt.Errorf("campaigns: finish %d: %w", id, err)
+	}
+	if tag.RowsAffected() > 0 {
+		s.logger.Info("campaign finished", "campaign_id", id)
 	}
 	return nil
 }

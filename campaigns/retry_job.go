@@ -2,16 +2,20 @@ package campaigns
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 )
 
-// RetryArgs re-sends a campaign's retryable failures (one round).
+// RetryArgs re-sends a campaign's failures that may pass (one round).
 type RetryArgs struct {
 	CampaignID int64 `json:"campaign_id"`
 	Round      int   `json:"round"`
+	// Gen is the round's generation, as for batches.
+	Gen int `json:"gen,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -19,7 +23,7 @@ func (RetryArgs) Kind() string { return "campaigns.retry_failed" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (RetryArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueCampaigns, MaxAttempts: 5, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: QueueCampaigns, MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // RetryWorker runs RetryArgs.
@@ -28,10 +32,25 @@ type RetryWorker struct {
 	Service *Service
 }
 
+// RetryOptions choose what a retry round sends again.
+type RetryOptions struct {
+	// IncludeUnknown also sends to devices whose outcome is unknown (they may
+	// have the message; the resend carries the same collapse key). Without
+	// it, a retry never sends to a device that may already have it.
+	IncludeUnknown bool `json:"include_unknown"`
+}
+
+// retryable is which delivery rows a retry round picks: failures that may
+// pass (retryable, throttled) whose in-campaign retry is over, and with
+// IncludeUnknown ($3) the unknown ones; never rows this round already has.
+const retryable = `batch <> $2 AND ((status = 'failed' AND outcome IN ('retryable', 'throttled') AND retry_at IS NULL)
+	OR ($3 AND status = 'unknown' AND resends < $4))`
+
 // RetryFailed queues a re-send of the deliveries that failed for a reason
-// that may pass (retryable, throttled). Accepted, gone and rejected ones are
-// never re-sent.
-func (s *Service) RetryFailed(ctx context.Context, id int64) (int64, error) {
+// that may pass (retryable, throttled), and with opts.IncludeUnknown of
+// those whose outcome is unknown. Delivered, gone and rejected ones are
+// never re-sent. It returns how many devices the round will pick up.
+func (s *Service) RetryFailed(ctx context.Context, id int64, opts RetryOptions) (int64, error) {
 	var queued int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		c, err := getCampaign(ctx, tx, id, "FOR UPDATE OF c")
@@ -41,92 +60,144 @@ func (s *Service) RetryFailed(ctx context.Context, id int64) (int64, error) {
 		if c.Status != StatusRunning && c.Status != StatusFinished {
 			return fmt.Errorf("%w: a %s campaign cannot retry", ErrTransition, c.Status)
 		}
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM deliveries WHERE campaign_id = $1 AND status = 'failed'
-			AND outcome IN ('retryable', 'throttled')`, id).Scan(&queued); err != nil {
-			return err
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM deliveries WHERE campaign_id = $1 AND `+retryable,
+			id, math.MinInt32, opts.IncludeUnknown, math.MaxInt32).Scan(&queued); err != nil {
+			return fmt.Errorf("campaigns: count retries: %w", err)
 		}
 		if queued == 0 {
 			return nil
 		}
 		var round int
 		if err := tx.QueryRow(ctx, `UPDATE campaigns SET next_batch = next_batch + 1 WHERE id = $1 RETURNING next_batch`, id).Scan(&round); err != nil {
-			return err
+			return fmt.Errorf("campaigns: number retry round: %w", err)
 		}
-		_, err = s.river.InsertTx(ctx, tx, RetryArgs{CampaignID: id, Round: round}, nil)
-		return err
+		if _, err := tx.Exec(ctx, `INSERT INTO campaign_retries (campaign_id, round, include_unknown) VALUES ($1, $2, $3)`,
+			id, round, opts.IncludeUnknown); err != nil {
+			return fmt.Errorf("campaigns: insert retry round: %w", err)
+		}
+		if _, err := s.river.InsertTx(ctx, tx, RetryArgs{CampaignID: id, Round: round}, nil); err != nil {
+			return fmt.Errorf("campaigns: insert retry job: %w", err)
+		}
+		return nil
 	})
 	return queued, err
 }
 
+// ErrRetryNotFound is returned for a retry job whose round does not exist.
+var ErrRetryNotFound = errors.New("campaigns: retry round not found")
+
 // Work implements river.Worker. Rows move from failed to claimed in the same
-// statement that picks them, so no two rounds take the same device.
+// statement that picks them, so no two rounds take the same device. A round
+// honours pause (it parks), cancel, the process draining and its deadline,
+// between slices, like a batch.
 func (w *RetryWorker) Work(ctx context.Context, job *river.Job[RetryArgs]) error {
 	s, a := w.Service, job.Args
-	batch := -a.Round // retried rows carry the round as a negative batch
-	if job.Attempt > 1 {
-		if err := s.markUnknown(ctx, a.CampaignID, batch); err != nil {
-			return err
-		}
+	var state string
+	var generation int
+	var includeUnknown bool
+	err := s.pool.QueryRow(ctx, `SELECT state, generation, include_unknown FROM campaign_retries WHERE campaign_id = $1 AND round = $2`,
+		a.CampaignID, a.Round).Scan(&state, &generation, &includeUnknown)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return river.JobCancel(fmt.Errorf("%w: campaign %d round %d", ErrRetryNotFound, a.CampaignID, a.Round))
+	}
+	if err != nil {
+		return fmt.Errorf("campaigns: read retry round: %w", err)
+	}
+	if state != "pending" || generation != a.Gen {
+		return nil
 	}
 	c, err := s.Get(ctx, a.CampaignID)
 	if err != nil {
+		return err
+	}
+	switch c.Status {
+	case StatusRunning, StatusFinished:
+	case StatusPaused:
+		return s.parkRetry(ctx, a)
+	default:
+		return s.endRetry(ctx, a, "cancelled")
+	}
+	batch := -a.Round // retried rows carry the round as a negative batch
+	if err := s.markUnknown(ctx, a.CampaignID, batch); err != nil {
 		return err
 	}
 	q, err := s.audience(ctx, s.pool, c.AppID, &c.Audience)
 	if err != nil {
 		return err
 	}
-	run, err := s.newSendRun(ctx, c)
+	run, err := s.newSendRun(ctx, c, q, batch, s.now())
 	if err != nil {
 		return err
 	}
+	run.finishedIsRunning = true
+	yield := func() (bool, error) {
+		stop, err := run.checkpoint(ctx)
+		switch {
+		case err != nil:
+			return true, err
+		case stop == nil:
+			return false, nil
+		case errors.Is(stop, stopPaused):
+			return true, s.parkRetry(ctx, a)
+		case errors.Is(stop, stopEnded):
+			return true, s.endRetry(ctx, a, "cancelled")
+		default:
+			return true, stop
+		}
+	}
 	for {
-		rows, err := s.pool.Query(ctx, `WITH picked AS (
-				SELECT device_id FROM deliveries WHERE campaign_id = $1 AND status = 'failed'
-				AND outcome IN ('retryable', 'throttled') ORDER BY device_id LIMIT $2 FOR UPDATE SKIP LOCKED
-			)
-			UPDATE deliveries d SET status = 'claimed', batch = $3, attempts = attempts + 1, claimed_at = now(),
-				outcome = NULL, reason = NULL, finished_at = NULL
-			FROM picked WHERE d.campaign_id = $1 AND d.device_id = picked.device_id RETURNING d.device_id`,
-			a.CampaignID, ClaimSlice, batch)
-		if err != nil {
-			return fmt.Errorf("campaigns: claim retries: %w", err)
+		if done, err := yield(); done || err != nil {
+			return err
 		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return fmt.Errorf("campaigns: claim retries: %w", err)
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		// Only devices still in the audience (still confirmed, still active).
-		devices, err := s.devicesIn(ctx, q.and("d.id = ANY(%s::bigint[])", ids))
+		n, _, err := run.reclaimAndSend(ctx, retryable, includeUnknown, math.MaxInt32)
 		if err != nil {
 			return err
 		}
-		if _, err := s.pool.Exec(ctx, `UPDATE deliveries SET status = 'failed', outcome = 'left_audience', finished_at = now()
-			WHERE campaign_id = $1 AND batch = $2 AND status = 'claimed' AND NOT (device_id = ANY($3::bigint[]))`,
-			a.CampaignID, batch, deviceIDs(devices)); err != nil {
+		if n == 0 {
+			break
+		}
+	}
+	for {
+		if done, err := yield(); done || err != nil {
 			return err
 		}
-		if err := run.send(ctx, devices); err != nil {
+		n, next, err := run.resendAndSend(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		if next.IsZero() {
+			break
+		}
+		if err := run.waitUntil(ctx, next); err != nil {
 			return err
 		}
 	}
+	return s.endRetry(ctx, a, "done")
 }
 
-func (s *Service) devicesIn(ctx context.Context, q *audienceQuery) ([]claimed, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+claimedColumns+` `+q.from, q.params()...)
+// parkRetry parks a round of a paused campaign; Resume queues it again.
+func (s *Service) parkRetry(ctx context.Context, a RetryArgs) error {
+	tag, err := s.pool.Exec(ctx, `
+		WITH c AS (SELECT id FROM campaigns WHERE id = $1 AND status = 'paused' FOR SHARE)
+		UPDATE campaign_retries r SET state = 'parked'
+		FROM c WHERE r.campaign_id = c.id AND r.round = $2 AND r.state = 'pending' AND r.generation = $3`,
+		a.CampaignID, a.Round, a.Gen)
 	if err != nil {
-		return nil, fmt.Errorf("campaigns: load devices: %w", err)
+		return fmt.Errorf("campaigns: park retry round %d of campaign %d: %w", a.Round, a.CampaignID, err)
 	}
-	return pgx.CollectRows(rows, scanClaimed)
+	if tag.RowsAffected() == 0 {
+		return river.JobSnooze(0)
+	}
+	return nil
 }
 
-func deviceIDs(devices []claimed) []int64 {
-	out := make([]int64, len(devices))
-	for i, d := range devices {
-		out[i] = d.device.ID
+func (s *Service) endRetry(ctx context.Context, a RetryArgs, state string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE campaign_retries SET state = $3
+		WHERE campaign_id = $1 AND round = $2 AND state IN ('pending', 'parked')`, a.CampaignID, a.Round, state); err != nil {
+		return fmt.Errorf("campaigns: end retry round %d of campaign %d: %w", a.Round, a.CampaignID, err)
 	}
-	return out
+	return nil
 }

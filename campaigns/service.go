@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
 	"github.com/herald-im/herald/apps"
@@ -58,6 +60,13 @@ type Service struct {
 	now      func() time.Time
 	river    *river.Client[pgx.Tx]
 	observe  func(delivery.Outcome)
+
+	metrics metrics
+
+	// draining closes when the process stops taking work: batches finish
+	// the slice they are sending, record it and hand the rest back.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // NewService returns a Service; call SetRiver before use.
@@ -65,12 +74,50 @@ func NewService(pool *pgxpool.Pool, senders *apps.Senders, optinSvc *optin.Servi
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 1000
 	}
+	if logger == nil {
+		logger = slog.Default()
+	}
 	s := &Service{pool: pool, senders: senders, optin: optinSvc, cfg: cfg, logger: logger, now: cfg.Now,
-		clickKey: secrets.Derive(cfg.Secret, "campaigns/click")}
+		clickKey: secrets.Derive(cfg.Secret, "campaigns/click"), draining: make(chan struct{}), metrics: newMetrics()}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	return s
+}
+
+// metrics are the service's Prometheus counters.
+type metrics struct {
+	mends *prometheus.CounterVec
+}
+
+func newMetrics() metrics {
+	return metrics{
+		mends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_campaign_mends_total",
+			Help: "Disagreements between a campaign's state and its work that the reconciler found and mended, by kind.",
+		}, []string{"kind"}),
+	}
+}
+
+// Collectors are the service's metrics, for a Prometheus registry.
+func (s *Service) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.metrics.mends}
+}
+
+// Drain tells running campaign jobs that the process is stopping: each
+// batch finishes the slice it is sending, records it and gives the rest of
+// its work back to River (a snooze, which uses up no attempt), so another
+// process, or this one after its restart, continues where it stopped and
+// nothing is cut off in flight. Call it before River's soft stop.
+func (s *Service) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+func (s *Service) isDraining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
 }
 
 // SetRiver gives the service the client it inserts jobs with.
@@ -83,6 +130,7 @@ func (s *Service) AddWorkers(w *river.Workers, observe func(delivery.Outcome)) {
 	river.AddWorker(w, &StartWorker{Service: s})
 	river.AddWorker(w, &BatchWorker{Service: s})
 	river.AddWorker(w, &RetryWorker{Service: s})
+	river.AddWorker(w, &ReconcileWorker{Service: s})
 }
 
 // Params creates or edits a campaign; nil fields are left alone on edit.
@@ -93,6 +141,7 @@ type Params struct {
 	Audience          *Audience `json:"audience"`
 	Schedule          *Schedule `json:"schedule"`
 	ThrottlePerMinute *int      `json:"throttle_per_minute"`
+	ResendUnknown     *bool     `json:"resend_unknown"`
 }
 
 func (s *Service) validate(ctx context.Context, p *Params, creating bool) error {
@@ -120,8 +169,12 @@ func (s *Service) validate(ctx context.Context, p *Params, creating bool) error 
 			return err
 		}
 		for _, slug := range p.Audience.Lists {
-			if _, err := subscribers.GetList(ctx, s.pool, slug); err != nil {
+			_, err := subscribers.GetList(ctx, s.pool, slug)
+			if errors.Is(err, subscribers.ErrNotFound) {
 				return invalid.Fieldf("audience.lists", "no list %q", slug)
+			}
+			if err != nil {
+				return fmt.Errorf("campaigns: look up list %q: %w", slug, err)
 			}
 		}
 	}
@@ -140,12 +193,12 @@ func (s *Service) validate(ctx context.Context, p *Params, creating bool) error 
 }
 
 const campaignColumns = `c.id, a.slug, c.app_id, c.name, c.status, c.content, c.audience, c.schedule, c.throttle_per_minute,
-	c.failure_reason, c.created_at, c.updated_at, c.scheduled_at, c.started_at, c.finished_at`
+	c.resend_unknown, c.failure_reason, c.created_at, c.updated_at, c.scheduled_at, c.started_at, c.finished_at`
 
 func scanCampaign(row pgx.Row) (*Campaign, error) {
 	var c Campaign
 	err := row.Scan(&c.ID, &c.App, &c.AppID, &c.Name, &c.Status, &c.Content, &c.Audience, &c.Schedule,
-		&c.ThrottlePerMinute, &c.FailureReason, &c.CreatedAt, &c.UpdatedAt, &c.ScheduledAt, &c.StartedAt, &c.FinishedAt)
+		&c.ThrottlePerMinute, &c.ResendUnknown, &c.FailureReason, &c.CreatedAt, &c.UpdatedAt, &c.ScheduledAt, &c.StartedAt, &c.FinishedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -165,12 +218,16 @@ func (s *Service) Create(ctx context.Context, p Params) (*Campaign, error) {
 		slug = *p.App
 	}
 	app, err := apps.Get(ctx, s.pool, slug)
-	if err != nil {
+	if errors.Is(err, apps.ErrNotFound) {
 		return nil, invalid.Field("app", "no such app")
 	}
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: look up app %q: %w", slug, err)
+	}
 	var id int64
-	err = s.pool.QueryRow(ctx, `INSERT INTO campaigns (app_id, name, content, audience, schedule, throttle_per_minute)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, app.ID, *p.Name, p.Content, p.Audience, p.Schedule, p.ThrottlePerMinute).Scan(&id)
+	err = s.pool.QueryRow(ctx, `INSERT INTO campaigns (app_id, name, content, audience, schedule, throttle_per_minute, resend_unknown)
+		VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, true)) RETURNING id`,
+		app.ID, *p.Name, p.Content, p.Audience, p.Schedule, p.ThrottlePerMinute, p.ResendUnknown).Scan(&id)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: create: %w", err)
 	}
@@ -224,14 +281,18 @@ func (s *Service) Update(ctx context.Context, id int64, p Params) (*Campaign, er
 		if c.Status != StatusDraft && c.Status != StatusScheduled {
 			return fmt.Errorf("%w: a %s campaign cannot be edited", ErrTransition, c.Status)
 		}
-		if c.Status == StatusScheduled && (p.Name != nil || p.Audience != nil || p.Schedule != nil || p.ThrottlePerMinute != nil) {
+		if c.Status == StatusScheduled && (p.Name != nil || p.Audience != nil || p.Schedule != nil || p.ThrottlePerMinute != nil ||
+			p.ResendUnknown != nil) {
 			return fmt.Errorf("%w: a scheduled campaign's content may change, nothing else; unschedule it first", ErrTransition)
 		}
-		_, err = tx.Exec(ctx, `UPDATE campaigns SET name = coalesce($2, name), content = coalesce($3, content),
+		if _, err := tx.Exec(ctx, `UPDATE campaigns SET name = coalesce($2, name), content = coalesce($3, content),
 			audience = coalesce($4, audience), schedule = coalesce($5, schedule),
-			throttle_per_minute = coalesce($6, throttle_per_minute), updated_at = now() WHERE id = $1`,
-			id, p.Name, p.Content, p.Audience, p.Schedule, p.ThrottlePerMinute)
-		return err
+			throttle_per_minute = coalesce($6, throttle_per_minute), resend_unknown = coalesce($7, resend_unknown),
+			updated_at = now() WHERE id = $1`,
+			id, p.Name, p.Content, p.Audience, p.Schedule, p.ThrottlePerMinute, p.ResendUnknown); err != nil {
+			return fmt.Errorf("campaigns: update %d: %w", id, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

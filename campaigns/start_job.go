@@ -16,6 +16,9 @@ import (
 type StartArgs struct {
 	CampaignID int64 `json:"campaign_id"`
 	Wave       int   `json:"wave"`
+	// Gen is the wave's generation: a fan-out parked by a pause is queued
+	// again with the next one.
+	Gen int `json:"gen,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -40,22 +43,42 @@ var errStopFanout = errors.New("campaign is not running")
 // Work implements river.Worker.
 func (w *StartWorker) Work(ctx context.Context, job *river.Job[StartArgs]) error {
 	s, a := w.Service, job.Args
+	var generation int
+	var fanned bool
+	err := s.pool.QueryRow(ctx, `SELECT generation, fanned_out FROM campaign_waves WHERE campaign_id = $1 AND wave = $2`,
+		a.CampaignID, a.Wave).Scan(&generation, &fanned)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return river.JobCancel(fmt.Errorf("campaigns: campaign %d has no wave %d", a.CampaignID, a.Wave))
+	}
+	if err != nil {
+		return fmt.Errorf("campaigns: read wave: %w", err)
+	}
+	if generation != a.Gen {
+		return nil // a later generation of this fan-out owns it
+	}
 	status, err := s.begin(ctx, a.CampaignID)
 	if err != nil {
 		return err
 	}
 	switch status {
 	case StatusPaused:
-		return river.JobSnooze(2 * time.Second)
+		return s.parkWave(ctx, a)
 	case StatusRunning:
 	default:
 		return nil // cancelled, failed or finished
 	}
 	for page := 0; ; page++ {
+		if s.isDraining() {
+			return river.JobSnooze(0) // the next page is cut by another process, or after the restart
+		}
 		done, err := s.fanOutPage(ctx, a.CampaignID, a.Wave)
 		if errors.Is(err, errStopFanout) {
-			if st, _ := s.status(ctx, a.CampaignID); st == StatusPaused {
-				return river.JobSnooze(2 * time.Second)
+			st, err := s.status(ctx, a.CampaignID)
+			if err != nil {
+				return err
+			}
+			if st == StatusPaused {
+				return s.parkWave(ctx, a)
 			}
 			return nil
 		}
@@ -73,6 +96,30 @@ func (w *StartWorker) Work(ctx context.Context, job *river.Job[StartArgs]) error
 			return s.finishIfDone(ctx, a.CampaignID)
 		}
 	}
+}
+
+// parkWave parks a wave's fan-out while its campaign is paused; Resume
+// queues it again. See parkBatch for the lock.
+func (s *Service) parkWave(ctx context.Context, a StartArgs) error {
+	tag, err := s.pool.Exec(ctx, `
+		WITH c AS (SELECT id FROM campaigns WHERE id = $1 AND status = 'paused' FOR SHARE)
+		UPDATE campaign_waves w SET parked = true
+		FROM c WHERE w.campaign_id = c.id AND w.wave = $2 AND w.generation = $3 AND NOT w.fanned_out`,
+		a.CampaignID, a.Wave, a.Gen)
+	if err != nil {
+		return fmt.Errorf("campaigns: park wave %d of campaign %d: %w", a.Wave, a.CampaignID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		st, err := s.status(ctx, a.CampaignID)
+		if err != nil {
+			return err
+		}
+		if st == StatusPaused {
+			return nil // fanned out already: nothing to park
+		}
+		return river.JobSnooze(0) // resumed meanwhile: look again
+	}
+	return nil
 }
 
 // begin moves a scheduled campaign to running and takes its audience
@@ -100,7 +147,10 @@ func (s *Service) status(ctx context.Context, id int64) (Status, error) {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ErrNotFound
 	}
-	return st, err
+	if err != nil {
+		return "", fmt.Errorf("campaigns: status of %d: %w", id, err)
+	}
+	return st, nil
 }
 
 // fanOutPage inserts up to batchesPerPage batch jobs for the next stretch of
@@ -157,8 +207,10 @@ func (s *Service) fanOutPage(ctx context.Context, campaignID int64, waveNo int) 
 		}
 		done = len(page) < limit
 		if len(page) == 0 {
-			_, err := tx.Exec(ctx, `UPDATE campaign_waves SET fanned_out = true WHERE campaign_id = $1 AND wave = $2`, campaignID, waveNo)
-			return err
+			if _, err := tx.Exec(ctx, `UPDATE campaign_waves SET fanned_out = true WHERE campaign_id = $1 AND wave = $2`, campaignID, waveNo); err != nil {
+				return fmt.Errorf("campaigns: finish fan-out: %w", err)
+			}
+			return nil
 		}
 		// Split the page by platform; each platform's ids are cut into
 		// batches whose range (after, upto] is read with that platform only.
@@ -208,9 +260,11 @@ func (s *Service) fanOutPage(ctx context.Context, campaignID int64, waveNo int) 
 		if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
 			return fmt.Errorf("campaigns: insert batch jobs: %w", err)
 		}
-		_, err = tx.Exec(ctx, `UPDATE campaign_waves SET cursor = $3, fanned_out = $4, batches = batches + $5
-			WHERE campaign_id = $1 AND wave = $2`, campaignID, waveNo, after, done, n)
-		return err
+		if _, err := tx.Exec(ctx, `UPDATE campaign_waves SET cursor = $3, fanned_out = $4, batches = batches + $5
+			WHERE campaign_id = $1 AND wave = $2`, campaignID, waveNo, after, done, n); err != nil {
+			return fmt.Errorf("campaigns: advance fan-out: %w", err)
+		}
+		return nil
 	})
 	return done, err
 }
@@ -238,14 +292,23 @@ func (s *Service) countAudience(ctx context.Context, id int64) error {
 	if size != nil {
 		return nil
 	}
-	q, err := s.audience(ctx, s.pool, c.AppID, &c.Audience)
+	var n int64
+	err = s.wholeAudience(ctx, func(tx pgx.Tx) error {
+		q, err := s.audience(ctx, tx, c.AppID, &c.Audience)
+		if err != nil {
+			return err
+		}
+		q = q.and("d.id <= %s", bound)
+		if err := tx.QueryRow(ctx, `SELECT count(*) `+q.from, q.params()...).Scan(&n); err != nil {
+			return fmt.Errorf("campaigns: count audience: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	q = q.and("d.id <= %s", bound).and("%s::bigint IS NOT NULL", id)
-	_, err = s.pool.Exec(ctx, `UPDATE campaigns SET audience_size = (SELECT count(*) `+q.from+`) WHERE id = $`+fmt.Sprint(len(q.args))+` AND audience_size IS NULL`, q.params()...)
-	if err != nil {
-		return fmt.Errorf("campaigns: count audience: %w", err)
+	if _, err := s.pool.Exec(ctx, `UPDATE campaigns SET audience_size = $2 WHERE id = $1 AND audience_size IS NULL`, id, n); err != nil {
+		return fmt.Errorf("campaigns: record audience size: %w", err)
 	}
 	return nil
 }

@@ -2,7 +2,10 @@ package campaigns
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Stats is a campaign's progress and results.
@@ -13,37 +16,69 @@ type Stats struct {
 	Sent      int64 `json:"sent"`
 	Delivered int64 `json:"delivered"`
 	Failed    int64 `json:"failed"`
-	// Unknown counts devices claimed by a process that stopped before it
-	// recorded the outcome: they may or may not have the message.
-	Unknown            int64            `json:"unknown"`
+	// Unknown counts devices whose outcome is not known: the request may
+	// have reached the provider (a crash, a shutdown's grace period running
+	// out, a request cut after it was written).
+	Unknown int64 `json:"unknown"`
+	// Resent counts devices that were sent the campaign again after an
+	// unknown outcome, with the same collapse key.
+	Resent int64 `json:"resent"`
+	// ThrottledWaiting counts throttled devices the campaign will try again
+	// when their provider's retry time comes.
+	ThrottledWaiting   int64            `json:"throttled_waiting"`
 	InFlight           int64            `json:"in_flight"`
 	FailedByReason     map[string]int64 `json:"failed_by_reason"`
 	DevicesDeactivated int64            `json:"devices_deactivated"`
 	Batches            map[string]int64 `json:"batches"`
-	Clicks             int64            `json:"clicks"`
-	ActionTaps         map[string]int64 `json:"action_taps"`
-	Replies            int64            `json:"replies"`
+	RetryRounds        map[string]int64 `json:"retry_rounds"`
+	// Mended counts disagreements the reconciler mended for this campaign.
+	Mended     int64            `json:"mended"`
+	Clicks     int64            `json:"clicks"`
+	ActionTaps map[string]int64 `json:"action_taps"`
+	Replies    int64            `json:"replies"`
 }
 
 // Stats reads a campaign's counters.
 func (s *Service) Stats(ctx context.Context, id int64) (*Stats, error) {
-	st := &Stats{FailedByReason: map[string]int64{}, Batches: map[string]int64{}, ActionTaps: map[string]int64{}}
-	err := s.pool.QueryRow(ctx, `SELECT status, audience_size, clicks, action_taps, replies FROM campaigns WHERE id = $1`, id).
-		Scan(&st.Status, &st.AudienceSize, &st.Clicks, &st.ActionTaps, &st.Replies)
-	if err != nil {
+	st := &Stats{FailedByReason: map[string]int64{}, Batches: map[string]int64{}, RetryRounds: map[string]int64{},
+		ActionTaps: map[string]int64{}}
+	err := s.pool.QueryRow(ctx, `SELECT status, audience_size, clicks, action_taps, replies, mended FROM campaigns WHERE id = $1`, id).
+		Scan(&st.Status, &st.AudienceSize, &st.Clicks, &st.ActionTaps, &st.Replies, &st.Mended)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
-	rows, err := s.pool.Query(ctx, `SELECT status, coalesce(outcome, ''), count(*) FROM deliveries WHERE campaign_id = $1 GROUP BY 1, 2`, id)
 	if err != nil {
-		return nil, fmt.Errorf("campaigns: stats: %w", err)
+		return nil, fmt.Errorf("campaigns: stats of %d: %w", id, err)
 	}
-	for rows.Next() {
-		var status, outcome string
-		var n int64
-		if err := rows.Scan(&status, &outcome, &n); err != nil {
+	if err := s.deliveryCounts(ctx, id, st); err != nil {
+		return nil, err
+	}
+	for table, into := range map[string]map[string]int64{"campaign_batches": st.Batches, "campaign_retries": st.RetryRounds} {
+		if err := s.stateCounts(ctx, table, id, into); err != nil {
 			return nil, err
 		}
+	}
+	return st, nil
+}
+
+func (s *Service) deliveryCounts(ctx context.Context, id int64, st *Stats) error {
+	rows, err := s.pool.Query(ctx, `
+		SELECT status, coalesce(outcome, ''), count(*), count(*) FILTER (WHERE resends > 0),
+			count(*) FILTER (WHERE retry_at IS NOT NULL)
+		FROM deliveries WHERE campaign_id = $1 GROUP BY 1, 2`, id)
+	if err != nil {
+		return fmt.Errorf("campaigns: stats of %d: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var status, outcome string
+		var n, resent, waiting int64
+		if err := rows.Scan(&status, &outcome, &n, &resent, &waiting); err != nil {
+			return fmt.Errorf("campaigns: stats of %d: %w", id, err)
+		}
 		st.Sent += n
+		st.Resent += resent
+		st.ThrottledWaiting += waiting
 		switch status {
 		case "delivered":
 			st.Delivered += n
@@ -60,18 +95,28 @@ func (s *Service) Stats(ctx context.Context, id int64) (*Stats, error) {
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return fmt.Errorf("campaigns: stats of %d: %w", id, err)
 	}
-	rows, err = s.pool.Query(ctx, `SELECT state, count(*) FROM campaign_batches WHERE campaign_id = $1 GROUP BY 1`, id)
+	return nil
+}
+
+// stateCounts counts a campaign's batches or retry rounds by state.
+func (s *Service) stateCounts(ctx context.Context, table string, id int64, into map[string]int64) error {
+	rows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM `+table+` WHERE campaign_id = $1 GROUP BY 1`, id)
 	if err != nil {
-		return nil, fmt.Errorf("campaigns: stats: %w", err)
+		return fmt.Errorf("campaigns: stats of %d (%s): %w", id, table, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var state string
 		var n int64
-		rows.Scan(&state, &n)
-		st.Batches[state] = n
+		if err := rows.Scan(&state, &n); err != nil {
+			return fmt.Errorf("campaigns: stats of %d (%s): %w", id, table, err)
+		}
+		into[state] = n
 	}
-	return st, rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("campaigns: stats of %d (%s): %w", id, table, err)
+	}
+	return nil
 }

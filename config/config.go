@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -53,12 +54,23 @@ type Config struct {
 	RescueStuckAfter time.Duration
 	// BatchSize is how many devices one campaign batch job sends to.
 	BatchSize int // HERALD_BATCH_SIZE
+	// ShutdownGrace bounds a graceful stop (HERALD_SHUTDOWN_GRACE): running
+	// batches finish the slice they are sending and record it; what is still
+	// in flight when it runs out is cut off and recorded as unknown.
+	ShutdownGrace time.Duration
+	// WorkerID is this process's River client identity (HERALD_WORKER_ID);
+	// empty means the host name, with a slot number when several processes
+	// run on one host. Jobs a crashed process left running under it are
+	// handed back when a process with the same identity starts.
+	WorkerID string
 
 	// ProviderCAFile is a PEM bundle trusted for provider connections in
 	// addition to the system roots (HERALD_PROVIDER_CA_FILE): a provider
 	// simulator run outside Herald, or a corporate TLS proxy.
 	ProviderCAFile string
 }
+
+var workerIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,59}$`)
 
 // Error names the environment variable that holds a bad value.
 type Error struct {
@@ -102,6 +114,8 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 		JobTimeout:             r.duration("HERALD_JOB_TIMEOUT", time.Minute),
 		RescueStuckAfter:       r.duration("HERALD_RESCUE_STUCK_AFTER", 2*time.Minute),
 		BatchSize:              r.integer("HERALD_BATCH_SIZE", 1000),
+		ShutdownGrace:          r.duration("HERALD_SHUTDOWN_GRACE", 25*time.Second),
+		WorkerID:               r.str("HERALD_WORKER_ID", ""),
 		ProviderCAFile:         r.str("HERALD_PROVIDER_CA_FILE", ""),
 	}
 	c.PublicURL = strings.TrimRight(r.str("HERALD_PUBLIC_URL", "http://"+c.Listen), "/")
@@ -148,6 +162,7 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 		"HERALD_CONFIRM_TOKEN_TTL": c.ConfirmTokenTTL, "HERALD_PENDING_PURGE_AFTER": c.PendingPurgeAfter,
 		"HERALD_UNSUBSCRIBE_TOKEN_TTL": c.UnsubscribeTokenTTL, "HERALD_SUBSCRIBER_TOKEN_TTL": c.SubscriberTokenTTL,
 		"HERALD_JOB_TIMEOUT": c.JobTimeout, "HERALD_RESCUE_STUCK_AFTER": c.RescueStuckAfter,
+		"HERALD_SHUTDOWN_GRACE": c.ShutdownGrace,
 	} {
 		if v <= 0 {
 			return nil, &Error{name, "must be a positive duration such as 48h"}
@@ -160,6 +175,9 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 		if _, err := os.Stat(c.ProviderCAFile); err != nil {
 			return nil, &Error{"HERALD_PROVIDER_CA_FILE", "names a file that cannot be read"}
 		}
+	}
+	if c.WorkerID != "" && !workerIDRE.MatchString(c.WorkerID) {
+		return nil, &Error{"HERALD_WORKER_ID", "must be 1-60 characters of a-z, 0-9 and - (a name for this process, stable across restarts)"}
 	}
 	if c.BatchSize > 10_000 {
 		return nil, &Error{"HERALD_BATCH_SIZE", "must be at most 10000"}

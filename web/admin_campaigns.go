@@ -92,7 +92,13 @@ func (s *Server) campaignAction(c *fiber.Ctx) error {
 	case "cancel":
 		camp, err = s.Campaigns.Cancel(ctx, id)
 	case "retry-failed":
-		n, err := s.Campaigns.RetryFailed(ctx, id)
+		var opts campaigns.RetryOptions
+		if len(c.Body()) > 0 {
+			if err := s.decodeJSON(c, &opts); err != nil {
+				return err
+			}
+		}
+		n, err := s.Campaigns.RetryFailed(ctx, id, opts)
 		if err != nil {
 			return err
 		}
@@ -140,6 +146,25 @@ func (s *Server) campaignStats(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(st)
+}
+
+// campaignDeliveries pages through a campaign's deliveries by status and
+// reason.
+func (s *Server) campaignDeliveries(c *fiber.Ctx) error {
+	id, err := campaignID(c)
+	if err != nil {
+		return err
+	}
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	list, err := s.Campaigns.Deliveries(c.UserContext(), id, campaigns.DeliveryFilter{
+		Status: c.Query("status"), Reason: c.Query("reason"), Page: p})
+	if err != nil {
+		return err
+	}
+	return c.JSON(pageOf(list, p.Limit, func(d campaigns.Delivery) int64 { return d.DeviceID }))
 }
 
 // click counts a notification tap and redirects to the campaign's URL.

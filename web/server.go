@@ -114,6 +114,7 @@ func New(d Deps) *fiber.App {
 	api.Patch("/campaigns/:id", adminOrMarketer, s.updateCampaign)
 	api.Get("/campaigns/:id/preview", adminOrMarketer, s.previewCampaign)
 	api.Get("/campaigns/:id/stats", adminOrMarketer, s.campaignStats)
+	api.Get("/campaigns/:id/deliveries", adminOrMarketer, s.campaignDeliveries)
 	api.Post("/campaigns/:id/:action", adminOrMarketer, s.campaignAction)
 
 	api.Post("/imports", adminOrMarketer, s.createImport)

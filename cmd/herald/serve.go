@@ -22,8 +22,10 @@ import (
 	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/config"
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/delivery/simulator"
+	"github.com/herald-im/herald/lease"
 	"github.com/herald-im/herald/migrations"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/secrets"
@@ -116,7 +118,36 @@ func serve(args []string) error {
 	campaignSvc := campaigns.NewService(pool, senders, optinSvc, campaigns.Config{
 		PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: cfg.BatchSize,
 	}, logger)
-	riverClient, err := newRiverClient(cfg, pool, logger, optinSvc, campaignSvc, !*apiOnly, func(o delivery.Outcome) {
+	registry.MustRegister(campaignSvc.Collectors()...)
+
+	// A worker process holds a stable identity for as long as it lives, and
+	// takes back at once the jobs it left running when it last stopped
+	// abruptly, instead of waiting for River's rescuer.
+	var identity *lease.Lease
+	lost := make(chan error, 1)
+	if !*apiOnly {
+		// The identity must outlive the signal: jobs still finish their
+		// slices under it while the process drains. Close releases it.
+		identity, err = lease.Acquire(context.WithoutCancel(ctx), pool, lease.Config{ID: cfg.WorkerID, Version: versionString(), Logger: logger,
+			OnLost: func(err error) { lost <- err }})
+		if err != nil {
+			return fmt.Errorf("worker identity: %w", err)
+		}
+		defer func() {
+			closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := identity.Close(closeCtx); err != nil {
+				logger.Warn("release worker identity", "error", err)
+			}
+		}()
+		if n, err := identity.HandBack(ctx); err != nil {
+			return fmt.Errorf("hand back jobs of the last run: %w", err)
+		} else if n > 0 {
+			logger.Warn("jobs this worker identity left running when it last stopped were handed back",
+				"worker_id", identity.ID(), "count", n)
+		}
+	}
+	riverClient, err := newRiverClient(cfg, pool, logger, optinSvc, campaignSvc, identity, func(o delivery.Outcome) {
 		outcomes.WithLabelValues(string(o.Platform), string(o.Class)).Inc()
 	})
 	if err != nil {
@@ -132,9 +163,13 @@ func serve(args []string) error {
 	}
 
 	if !*apiOnly {
-		if err := riverClient.Start(ctx); err != nil {
+		// Not the signal context: cancelling Start's context is River's hard
+		// stop, which would cut every running job off mid-send. Stop below
+		// is the soft one.
+		if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
 			return fmt.Errorf("start river: %w", err)
 		}
+		go handBackDead(ctx, pool, logger)
 	}
 	errc := make(chan error, 1)
 	var app interface {
@@ -152,31 +187,89 @@ func serve(args []string) error {
 			cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL)
 	}
 
+	var runErr error
+	grace := cfg.ShutdownGrace
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
 		if err != nil {
-			return fmt.Errorf("http: %w", err)
+			runErr = fmt.Errorf("http: %w", err)
+		}
+	case err := <-lost:
+		// Another process took this identity while the lock's connection
+		// was down and may hand back our running jobs: stop at once rather
+		// than let two processes work them.
+		runErr, grace = fmt.Errorf("worker identity lost: %w", err), time.Second
+	}
+	shutdown(logger, grace, app, campaignSvc, riverClient, !*apiOnly)
+	return runErr
+}
+
+// shutdown stops gracefully within grace: HTTP stops accepting and finishes
+// its requests while running jobs finish the slice they are sending, record
+// it and give the rest back to River; then River stops. Only when grace
+// runs out are running jobs cancelled: what they had in flight is recorded
+// as unknown (it may have arrived) or released (it never left), and the
+// next process resumes from there. A second signal cuts the wait short.
+func shutdown(logger *slog.Logger, grace time.Duration, app interface{ ShutdownWithTimeout(time.Duration) error },
+	campaignSvc *campaigns.Service, riverClient *river.Client[pgx.Tx], workers bool) {
+	started := time.Now()
+	logger.Info("shutting down", "grace", grace.String())
+	campaignSvc.Drain()
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	go func() {
+		select {
+		case <-again:
+			logger.Warn("second signal: cutting the graceful stop short")
+			cancel()
+		case <-graceCtx.Done():
+		}
+	}()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if app != nil {
+			if err := app.ShutdownWithTimeout(grace); err != nil {
+				logger.Error("http shutdown", "error", err)
+			}
+		}
+	}()
+	if workers {
+		if err := riverClient.Stop(graceCtx); err != nil {
+			logger.Warn("grace period over; cancelling running jobs, whose requests in flight are recorded as unknown",
+				"error", err, "waited", time.Since(started).String())
+			// Cancelled jobs still record what they know; give them that long.
+			cancelCtx, cancelStop := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancelStop()
+			if err := riverClient.StopAndCancel(cancelCtx); err != nil {
+				logger.Error("river did not stop", "error", err)
+			}
 		}
 	}
-	logger.Info("shutting down")
-	if app != nil {
-		// Stop accepting and let in-flight requests finish.
-		if err := app.ShutdownWithTimeout(20 * time.Second); err != nil {
-			logger.Error("http shutdown", "error", err)
+	<-done
+	logger.Info("stopped", "took", time.Since(started).String())
+}
+
+// handBackDead hands back, every half minute, jobs left running by worker
+// identities that are no longer alive (their lock is free and their
+// heartbeat old), for hosts that do not come back under the same name.
+func handBackDead(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := lease.HandBackDead(ctx, pool, time.Minute, logger); err != nil && ctx.Err() == nil {
+			logger.Error("hand back jobs of dead workers", "error", err)
 		}
 	}
-	if !*apiOnly {
-		// Soft stop: running jobs finish; after the timeout they are cancelled
-		// and River retries them on the next start.
-		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := riverClient.Stop(stopCtx); err != nil {
-			logger.Warn("river soft stop timed out; cancelling running jobs", "error", err)
-			riverClient.StopAndCancel(context.Background())
-		}
-	}
-	return nil
 }
 
 func ready(ctx context.Context, pool *pgxpool.Pool) error {
@@ -186,15 +279,18 @@ func ready(ctx context.Context, pool *pgxpool.Pool) error {
 	return migrations.Check(ctx, pool)
 }
 
-// newRiverClient builds the River client; with work false it only inserts.
+// newRiverClient builds the River client; without an identity it only
+// inserts.
 func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger, optinSvc *optin.Service, campaignSvc *campaigns.Service,
-	work bool, observe optin.DeliveryObserver) (*river.Client[pgx.Tx], error) {
+	identity *lease.Lease, observe optin.DeliveryObserver) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	optinSvc.AddWorkers(workers, observe)
 	campaignSvc.AddWorkers(workers, observe)
 	river.AddWorker(workers, &subscribers.ImportWorker{Pool: pool, Logger: logger})
+	river.AddWorker(workers, &database.AnalyzeWorker{DB: pool, Logger: logger})
 	cfg := &river.Config{Workers: workers, Logger: logger, JobTimeout: conf.JobTimeout, RescueStuckJobsAfter: conf.RescueStuckAfter}
-	if work {
+	if identity != nil {
+		cfg.ID = identity.ID()
 		// Separate queues so a big import never holds up a confirmation. The
 		// fetch cooldown is lowered from 100 ms, which would cap a queue at
 		// about MaxWorkers x 10 jobs per second.
@@ -209,7 +305,7 @@ func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger
 			cfg.Queues[name] = q
 		}
 		cfg.FetchCooldown = 20 * time.Millisecond
-		cfg.PeriodicJobs = []*river.PeriodicJob{optin.PurgePeriodicJob()}
+		cfg.PeriodicJobs = []*river.PeriodicJob{optin.PurgePeriodicJob(), campaigns.ReconcilePeriodicJob(), database.AnalyzePeriodicJob()}
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
