@@ -56,8 +56,16 @@ func TestCampaignThroughTheAPI(t *testing.T) {
 		stats = b.do(http.MethodGet, fmt.Sprintf("/api/v1/campaigns/%d/stats", id), b.marketer, "", nil).json(t)
 		return stats["status"] == "finished"
 	})
-	if stats["delivered"].(float64) != 1 {
+	if stats["delivered"].(float64) != 1 || stats["resent"].(float64) != 0 || stats["unknown"].(float64) != 0 {
 		t.Fatalf("stats %v", stats)
+	}
+	deliveries := b.do(http.MethodGet, fmt.Sprintf("/api/v1/campaigns/%d/deliveries?status=delivered&limit=10", id), b.marketer, "", nil).json(t)
+	if items := deliveries["items"].([]any); len(items) != 1 || items[0].(map[string]any)["platform"] != "fcm" {
+		t.Fatalf("deliveries %v", deliveries)
+	}
+	// Nothing failed, so retrying (unknown ones too) queues nothing.
+	if r := b.postJSON(fmt.Sprintf("/api/v1/campaigns/%d/retry-failed", id), b.marketer, map[string]any{"include_unknown": true}); r.status != http.StatusAccepted || r.json(t)["queued"].(float64) != 0 {
+		t.Fatalf("retry-failed: %d %s", r.status, r.body)
 	}
 	// Editing a finished campaign is refused with 409.
 	if r := b.do(http.MethodPatch, fmt.Sprintf("/api/v1/campaigns/%d", id), b.marketer, "application/json", []byte(`{"name":"x"}`)); r.status != http.StatusConflict {
@@ -101,5 +109,38 @@ func TestCampaignHostileInput(t *testing.T) {
 	}
 	if r := b.do(http.MethodGet, "/c/forged-token", "", "", nil); r.status != http.StatusNotFound {
 		t.Errorf("forged click: %d", r.status)
+	}
+	create := b.postJSON("/api/v1/campaigns", b.marketer, map[string]any{"app": b.appSlug, "name": "x",
+		"content": map[string]any{"title": "x"}, "audience": map[string]any{"lists": []string{b.list}}})
+	id := int64(create.json(t)["id"].(float64))
+	for _, tt := range []struct {
+		query  string
+		status int
+		field  string
+	}{
+		{"status=sent", 422, "status"},
+		{"status=failed%27%3B--", 422, "status"},
+		{"reason=%00", 422, "reason"},
+		{"reason=device_gone%20OR%201%3D1", 422, "reason"},
+		{"after=-1", 422, "after"},
+		{"limit=100000", 422, "limit"},
+		{"status=failed&reason=device_gone&after=0&limit=5", 200, ""},
+	} {
+		r := b.do(http.MethodGet, fmt.Sprintf("/api/v1/campaigns/%d/deliveries?%s", id, tt.query), b.marketer, "", nil)
+		if r.status != tt.status || tt.field != "" && r.json(t)["field"] != tt.field {
+			t.Errorf("deliveries?%s: %d %s", tt.query, r.status, r.body)
+		}
+	}
+	if r := b.do(http.MethodGet, "/api/v1/campaigns/999999/deliveries", b.marketer, "", nil); r.status != http.StatusNotFound {
+		t.Errorf("deliveries of an unknown campaign: %d", r.status)
+	}
+	if r := b.do(http.MethodGet, fmt.Sprintf("/api/v1/campaigns/%d/deliveries", id), b.agent, "", nil); r.status != http.StatusForbidden {
+		t.Errorf("an agent read deliveries: %d", r.status)
+	}
+	for _, body := range []string{`{"include_unknown":"yes"}`, `{"include_unknown":true,"x":1}`, `[]`, "{\"include_unknown\":tru\u0000e}"} {
+		r := b.do(http.MethodPost, fmt.Sprintf("/api/v1/campaigns/%d/retry-failed", id), b.marketer, "application/json", []byte(body))
+		if r.status != http.StatusBadRequest && r.status != http.StatusUnprocessableEntity {
+			t.Errorf("retry-failed %s: %d %s", body, r.status, r.body)
+		}
 	}
 }

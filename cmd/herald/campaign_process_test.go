@@ -33,9 +33,11 @@ type campaignRig struct {
 	t        *testing.T
 	pool     *pgxpool.Pool
 	sim      *simulator.Server
+	svc      *campaigns.Service
 	env      []string
 	bin      string
 	campaign int64
+	audience int
 }
 
 func newCampaignRig(t *testing.T, perPlatform, batchSize int) *campaignRig {
@@ -61,15 +63,23 @@ func newCampaignRig(t *testing.T, perPlatform, batchSize int) *campaignRig {
 	}
 	t.Cleanup(sim.Close)
 	ca := filepath.Join(t.TempDir(), "sim.pem")
-	os.WriteFile(ca, sim.CertificatePEM(), 0o600)
+	if err := os.WriteFile(ca, sim.CertificatePEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	store := apps.NewStore([]byte(secret))
 	app, err := store.Create(ctx, pool, "shop", "Shop", "mailto:ops@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, _ := store.Secrets(ctx, pool, app.ID)
-	p8, _ := sim.NewAPNsKey("RIGTEAM001", "RIGKEY0001")
+	sec, err := store.Secrets(ctx, pool, app.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p8, err := sim.NewAPNsKey("RIGTEAM001", "RIGKEY0001")
+	if err != nil {
+		t.Fatal(err)
+	}
 	sec.Credentials.APNs = &delivery.APNsCredentials{KeyP8: p8, KeyID: "RIGKEY0001", TeamID: "RIGTEAM001", Topic: "com.example.herald", Endpoint: sim.URL}
 	sec.Credentials.FCM = &delivery.FCMCredentials{ProjectID: sim.FCMProject, Endpoint: sim.URL, AccessToken: sim.FCMAccessToken}
 	if err := store.SetSecrets(ctx, pool, app.ID, sec); err != nil {
@@ -85,8 +95,7 @@ func newCampaignRig(t *testing.T, perPlatform, batchSize int) *campaignRig {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// The simulator process that sent these APNs keys is this one; the key
-	// is trusted above. Schedule the campaign from here, as the API would.
+	// Schedule from here, as the API would; this process runs no workers.
 	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: discard})
 	if err != nil {
 		t.Fatal(err)
@@ -100,23 +109,17 @@ func newCampaignRig(t *testing.T, perPlatform, batchSize int) *campaignRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &campaignRig{t: t, pool: pool, sim: sim, bin: heraldBinary(t), campaign: c.ID, env: []string{
+	return &campaignRig{t: t, pool: pool, sim: sim, svc: svc, bin: heraldBinary(t), campaign: c.ID, audience: 3 * perPlatform, env: []string{
 		"HERALD_DATABASE_URL=" + dbURL, "HERALD_SECRET=" + secret, "HERALD_PROVIDER_CA_FILE=" + ca,
-		"HERALD_JOB_TIMEOUT=20s", "HERALD_RESCUE_STUCK_AFTER=25s", fmt.Sprintf("HERALD_BATCH_SIZE=%d", batchSize),
-		"HERALD_LOG_LEVEL=warn",
+		// River's rescuer would take ten minutes: recovery must not need it.
+		"HERALD_RESCUE_STUCK_AFTER=10m", fmt.Sprintf("HERALD_BATCH_SIZE=%d", batchSize),
+		"HERALD_SHUTDOWN_GRACE=15s", "HERALD_LOG_LEVEL=warn",
 	}}
 }
 
 func (r *campaignRig) schedule() {
 	r.t.Helper()
-	if _, err := r.pool.Exec(context.Background(), `SELECT 1`); err != nil {
-		r.t.Fatal(err)
-	}
-	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rc, _ := river.NewClient(riverpgxv5.New(r.pool), &river.Config{Logger: discard})
-	svc := campaigns.NewService(r.pool, nil, nil, campaigns.Config{PublicURL: "http://herald.test", Secret: []byte(strings.Repeat("s", 40))}, discard)
-	svc.SetRiver(rc)
-	if _, err := svc.ScheduleCampaign(context.Background(), r.campaign); err != nil {
+	if _, err := r.svc.ScheduleCampaign(context.Background(), r.campaign); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -125,121 +128,230 @@ func (r *campaignRig) workers() *process {
 	return start(r.t, r.bin, r.env, "serve", "--workers-only")
 }
 
-func (r *campaignRig) waitFinished(within time.Duration, procs ...*process) {
+// until checks cond every 10 ms until it holds, or fails after within.
+func (r *campaignRig) until(within time.Duration, cond func() bool, what func() string) {
 	r.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var status string
-		r.pool.QueryRow(context.Background(), `SELECT status FROM campaigns WHERE id = $1`, r.campaign).Scan(&status)
-		if status == "finished" {
-			return
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			r.t.Fatalf("after %v: %s", within, what())
 		}
-		if time.Now().After(deadline) {
-			var out strings.Builder
-			for _, p := range procs {
-				out.WriteString(p.out.String())
-			}
-			var jobErrors string
-			r.pool.QueryRow(context.Background(), `SELECT coalesce(string_agg(kind || ': ' || (errors[array_length(errors, 1)]->>'error'), E'\n'), '')
-				FROM (SELECT kind, errors FROM river_job WHERE errors IS NOT NULL LIMIT 5) j`).Scan(&jobErrors)
-			r.t.Fatalf("campaign is %s after %v; delivered %d\njob errors:\n%s\n%s", status, within, r.sim.Delivered(), jobErrors, out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-// check compares every audience device's delivery row with what the
-// simulator received, and returns how many rows are unknown.
-func (r *campaignRig) check(audience int) (unknown int) {
+func (r *campaignRig) status() campaigns.Status {
+	st, err := r.svc.Stats(context.Background(), r.campaign)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return st.Status
+}
+
+func (r *campaignRig) waitFinished(within time.Duration, procs ...*process) *campaigns.Stats {
 	r.t.Helper()
-	rows, err := r.pool.Query(context.Background(), `SELECT d.platform, d.token, coalesce(x.status, 'none')
+	r.until(within, func() bool { return r.status() == campaigns.StatusFinished }, func() string {
+		var out strings.Builder
+		for _, p := range procs {
+			out.WriteString(p.out.String())
+		}
+		var jobErrors string
+		r.pool.QueryRow(context.Background(), `SELECT coalesce(string_agg(kind || ': ' || (errors[array_length(errors, 1)]->>'error'), E'\n'), '')
+			FROM (SELECT kind, errors FROM river_job WHERE errors IS NOT NULL LIMIT 5) j`).Scan(&jobErrors)
+		return fmt.Sprintf("campaign is %s; delivered %d\njob errors:\n%s\n%s", r.status(), r.sim.Delivered(), jobErrors, out.String())
+	})
+	st, err := r.svc.Stats(context.Background(), r.campaign)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return st
+}
+
+// check compares every audience device's delivery row with what the
+// simulator received: each device has the campaign; a second copy only as
+// a resend under the campaign's collapse key (it replaces the first on the
+// device), never more. It returns how many devices hold two copies.
+func (r *campaignRig) check(st *campaigns.Stats) (twice int) {
+	r.t.Helper()
+	rows, err := r.pool.Query(context.Background(), `SELECT d.platform, d.token, coalesce(x.status, 'none'), coalesce(x.resends, 0)
 		FROM devices d LEFT JOIN deliveries x ON x.device_id = d.id AND x.campaign_id = $1`, r.campaign)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	defer rows.Close()
+	key := fmt.Sprintf("herald-c%d", r.campaign)
 	seen := 0
 	for rows.Next() {
 		var platform, token, status string
-		rows.Scan(&platform, &token, &status)
+		var resends int
+		if err := rows.Scan(&platform, &token, &status, &resends); err != nil {
+			r.t.Fatal(err)
+		}
 		seen++
-		got := len(r.sim.Received(platform, token))
-		switch {
-		case got > 1:
-			r.t.Fatalf("%s device %s received the campaign %d times", platform, token, got)
-		case status == "delivered" && got != 1:
-			r.t.Fatalf("%s device recorded delivered but received %d", platform, got)
-		case status == "unknown":
-			unknown++
-		case status != "delivered":
-			r.t.Fatalf("%s device ends %s (received %d)", platform, status, got)
+		got := r.sim.Received(platform, token)
+		if status != "delivered" || len(got) == 0 {
+			r.t.Fatalf("%s device ends %s and received %d", platform, status, len(got))
+		}
+		if len(got) > 1+resends {
+			r.t.Fatalf("%s device received %d copies, resent %d times", platform, len(got), resends)
+		}
+		for _, m := range got {
+			if m.CollapseKey() != key {
+				r.t.Fatalf("%s device received a copy with collapse key %q, want %q", platform, m.CollapseKey(), key)
+			}
+		}
+		if len(got) > 1 {
+			twice++
 		}
 	}
-	if seen != audience {
-		r.t.Fatalf("%d devices, want %d", seen, audience)
+	if err := rows.Err(); err != nil {
+		r.t.Fatal(err)
 	}
-	return unknown
+	if seen != r.audience {
+		r.t.Fatalf("%d devices, want %d", seen, r.audience)
+	}
+	if st.Delivered != int64(r.audience) || st.Unknown != 0 || st.Failed != 0 || st.InFlight != 0 || int64(twice) > st.Resent {
+		r.t.Fatalf("stats %+v disagree with the simulator (%d devices hold two copies)", st, twice)
+	}
+	// Retrying failures afterwards finds nothing: no device that has the
+	// message is sent it again.
+	if n, err := r.svc.RetryFailed(context.Background(), r.campaign, campaigns.RetryOptions{}); err != nil || n != 0 {
+		r.t.Fatalf("retry-failed after the campaign would send %d (%v)", n, err)
+	}
+	return twice
 }
 
 // TestCampaignSurvivesSIGKILL kills Herald mid-send and starts it again:
-// every device gets the campaign once, none twice, except those the report
-// lists as unknown, which are at most the claim slices that were in flight.
+// the new process takes the dead one's worker identity, hands its running
+// jobs back at once and resumes within seconds (River's rescuer is set to
+// ten minutes). Every device gets the campaign; the slices in flight at the
+// kill are resent under the campaign's collapse key, so a device shows it
+// once.
 func TestCampaignSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Herald processes")
 	}
-	const perPlatform, batch = 17_000, 1000 // 51,000 devices, the default batch size
+	t.Parallel()
+	const perPlatform, batch = 7_000, 1000
 	r := newCampaignRig(t, perPlatform, batch)
 	first := r.workers()
 	r.schedule()
-	deadline := time.Now().Add(60 * time.Second)
-	for r.sim.Delivered() < 12_000 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d delivered before the kill\n%s", r.sim.Delivered(), first.out)
-		}
-		time.Sleep(5 * time.Millisecond)
+	r.until(60*time.Second, func() bool { return r.sim.Delivered() >= 6_000 },
+		func() string { return fmt.Sprintf("only %d delivered before the kill\n%s", r.sim.Delivered(), first.out) })
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
 	}
-	first.cmd.Process.Signal(syscall.SIGKILL)
 	first.cmd.Wait()
 	atKill := r.sim.Delivered()
-	if atKill >= 3*perPlatform {
+	if atKill >= int64(r.audience) {
 		t.Fatalf("the campaign finished (%d) before the kill", atKill)
 	}
+	restarted := time.Now()
 	second := r.workers()
-	r.waitFinished(3*time.Minute, first, second)
-	unknown := r.check(3 * perPlatform)
+	r.until(10*time.Second, func() bool { return r.sim.Delivered() > atKill },
+		func() string { return fmt.Sprintf("nothing delivered within 10 s of the restart\n%s", second.out) })
+	resumed := time.Since(restarted)
+	st := r.waitFinished(3*time.Minute, first, second)
+	twice := r.check(st)
 	// In flight at the kill: at most one claim slice per worker of each
 	// provider's queue.
-	if window := 3 * 8 * min(batch, campaigns.ClaimSlice); unknown > window {
-		t.Fatalf("%d unknown outcomes, more than the in-flight window of %d", unknown, window)
+	if window := 3 * 8 * min(batch, campaigns.ClaimSlice); twice > window {
+		t.Fatalf("%d devices hold two copies, more than the in-flight window of %d", twice, window)
 	}
-	var st struct{ delivered, unknown int }
-	r.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE status = 'delivered'), count(*) FILTER (WHERE status = 'unknown')
-		FROM deliveries WHERE campaign_id = $1`, r.campaign).Scan(&st.delivered, &st.unknown)
-	t.Logf("killed at %d delivered; finished with %d delivered, %d unknown", atKill, st.delivered, st.unknown)
-	second.cmd.Process.Signal(syscall.SIGTERM)
+	t.Logf("killed at %d delivered; resumed %v after the restart; %d resent, %d devices hold two copies (one shown)",
+		atKill, resumed.Round(time.Millisecond), st.Resent, twice)
+	stop(t, second)
+}
+
+// TestCampaignSurvivesSIGTERM stops Herald as a deploy does, mid-send:
+// running batches finish the slice they are sending, record it and give
+// the rest back; the process exits 0 within the grace period with nothing
+// in flight and nothing unknown; a new process finishes the campaign and no
+// device gets it twice.
+func TestCampaignSurvivesSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Herald processes")
+	}
+	t.Parallel()
+	r := newCampaignRig(t, 7_000, 1000)
+	first := r.workers()
+	r.schedule()
+	r.until(60*time.Second, func() bool { return r.sim.Delivered() >= 6_000 },
+		func() string { return fmt.Sprintf("only %d delivered before the stop\n%s", r.sim.Delivered(), first.out) })
+	stopped := time.Now()
+	stop(t, first)
+	took := time.Since(stopped)
+	atStop := r.sim.Delivered()
+	if atStop >= int64(r.audience) {
+		t.Fatalf("the campaign finished (%d) before the stop", atStop)
+	}
+	if strings.Contains(first.out.String(), "context canceled") {
+		t.Fatalf("a job was cut off during the graceful stop:\n%s", first.out)
+	}
+	var claimed, unknown, running int
+	if err := r.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE status = 'claimed'), count(*) FILTER (WHERE status = 'unknown')
+		FROM deliveries WHERE campaign_id = $1`, r.campaign).Scan(&claimed, &unknown); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE state = 'running'`).Scan(&running); err != nil {
+		t.Fatal(err)
+	}
+	if claimed != 0 || unknown != 0 || running != 0 {
+		t.Fatalf("after a graceful stop: %d claimed, %d unknown, %d jobs running", claimed, unknown, running)
+	}
+	second := r.workers()
+	st := r.waitFinished(3*time.Minute, first, second)
+	if twice := r.check(st); twice != 0 || st.Resent != 0 {
+		t.Fatalf("%d devices got the campaign twice after a graceful stop (%d resent)", twice, st.Resent)
+	}
+	t.Logf("stopped at %d delivered in %v; finished with %d delivered, none twice", atStop, took.Round(time.Millisecond), st.Delivered)
+	stop(t, second)
 }
 
 // TestTwoWorkerProcessesShareACampaign runs two Herald worker processes on
-// one database: both send batches and no device gets the campaign twice.
+// one database: both send batches, each under its own identity, and no
+// device gets the campaign twice.
 func TestTwoWorkerProcessesShareACampaign(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Herald processes")
 	}
-	const perPlatform = 6_000
-	r := newCampaignRig(t, perPlatform, 200)
+	t.Parallel()
+	r := newCampaignRig(t, 4_000, 200)
 	a, b := r.workers(), r.workers()
 	r.schedule()
-	r.waitFinished(2*time.Minute, a, b)
-	if unknown := r.check(3 * perPlatform); unknown != 0 {
-		t.Fatalf("%d unknown outcomes without any crash", unknown)
+	st := r.waitFinished(2*time.Minute, a, b)
+	if twice := r.check(st); twice != 0 || st.Resent != 0 {
+		t.Fatalf("%d devices got the campaign twice without any crash", twice)
 	}
 	var clients int
-	r.pool.QueryRow(context.Background(), `SELECT count(DISTINCT attempted_by[1]) FROM river_job WHERE kind = 'campaigns.batch'`).Scan(&clients)
-	if clients < 2 {
-		t.Fatalf("batches ran in %d process(es)", clients)
+	if err := r.pool.QueryRow(context.Background(), `SELECT count(DISTINCT attempted_by[1]) FROM river_job WHERE kind = 'campaigns.batch'`).Scan(&clients); err != nil {
+		t.Fatal(err)
 	}
-	for _, p := range []*process{a, b} {
-		p.cmd.Process.Signal(syscall.SIGTERM)
+	if clients != 2 {
+		t.Fatalf("batches ran under %d worker identities, want 2", clients)
+	}
+	stop(t, a)
+	stop(t, b)
+}
+
+// stop sends SIGTERM and expects a clean exit within the grace period.
+func stop(t *testing.T, p *process) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("did not stop within 30 s of SIGTERM:\n%s", p.out)
 	}
 }

@@ -88,12 +88,31 @@ func freePort(t *testing.T) string {
 
 type process struct {
 	cmd *exec.Cmd
-	out *bytes.Buffer
+	out *syncBuffer
+}
+
+// syncBuffer is the output of a process, read by the test while the
+// process writes it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func start(t *testing.T, bin string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), out: &bytes.Buffer{}}
+	p := &process{cmd: exec.Command(bin, args...), out: &syncBuffer{}}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
