@@ -266,7 +266,7 @@ func handBackDead(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) 
 			return
 		case <-t.C:
 		}
-		if _, err := lease.HandBackDead(ctx, pool, time.Minute, logger); err != nil && ctx.Err() == nil {
+		if _, err := lease.HandBackDead(ctx, pool, 90*time.Second, logger); err != nil && ctx.Err() == nil {
 			logger.Error("hand back jobs of dead workers", "error", err)
 		}
 	}
