@@ -91,6 +91,10 @@ func TestCampaign(t *testing.T) {
 		if !strings.HasPrefix(p.Data["unsubscribe_url"], "http://herald.test/u/") || p.Tag != fmt.Sprintf("herald-c%d", c.ID) {
 			t.Fatalf("web push payload %+v", p)
 		}
+		u := must(b.optin.InspectUnsubscribe(ctx, strings.TrimPrefix(p.Data["unsubscribe_url"], "http://herald.test/u/")))
+		if u.List == nil || u.List.ID != l.ID {
+			t.Fatalf("the unsubscribe link leaves %s, not the campaign's one list", u.What())
+		}
 	})
 
 	t.Run("FiresOnTime", func(t *testing.T) {

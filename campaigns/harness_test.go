@@ -38,6 +38,7 @@ type env struct {
 	svc    *campaigns.Service
 	river  *river.Client[pgx.Tx]
 	faults *faultTracer
+	optin  *optin.Service
 }
 
 var (
@@ -78,7 +79,7 @@ func getEnv(t *testing.T) *env {
 		if err := client.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		shared = &env{pool: pool, sim: sim, store: store, svc: svc, river: client, faults: faults}
+		shared = &env{pool: pool, sim: sim, store: store, svc: svc, river: client, faults: faults, optin: optinSvc}
 	})
 	if shared == nil {
 		t.Fatal("environment did not start")
