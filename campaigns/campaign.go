@@ -286,7 +286,10 @@ func fitsProvider(m *delivery.Message, p delivery.Platform, vars map[string]stri
 			return fmt.Errorf("%d bytes, Web Push allows %d", n, delivery.WebPushMaxPlaintext)
 		}
 	case delivery.PlatformFCM:
-		b, _ := json.Marshal(delivery.RenderFCM(m))
+		b, err := json.Marshal(delivery.RenderFCM(m))
+		if err != nil {
+			return fmt.Errorf("render fcm: %w", err)
+		}
 		if n := len(b) + longestUnsubscribeURL; n > 4096 {
 			return fmt.Errorf("%d bytes, FCM allows 4096", n)
 		}

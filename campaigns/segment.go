@@ -201,7 +201,10 @@ func (c *compiler) attr(g *Segment, path string) (string, error) {
 		}
 		return fmt.Sprintf("coalesce(%s = ANY(%s::text[]::jsonb[]), false)", val, c.arg(vals)), nil
 	case "lt", "lte", "gt", "gte":
-		op, _ := comparison(g.Op, path)
+		op, err := comparison(g.Op, path)
+		if err != nil {
+			return "", err
+		}
 		var n json.Number
 		dec := json.NewDecoder(bytes.NewReader(g.Value))
 		dec.UseNumber()
@@ -231,7 +234,10 @@ func scalar(raw json.RawMessage, path string) ([]byte, error) {
 	}
 	switch v.(type) {
 	case string, float64, bool:
-		b, _ := json.Marshal(v)
+		b, err := json.Marshal(v)
+		if err != nil { // a float64 decoded from JSON is finite; kept for the contract
+			return nil, invalid.Field(path+".value", "must be a string, number or boolean")
+		}
 		return b, nil
 	}
 	return nil, invalid.Field(path+".value", "must be a string, number or boolean")

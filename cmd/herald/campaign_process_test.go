@@ -241,7 +241,9 @@ func TestCampaignSurvivesSIGKILL(t *testing.T) {
 	first := r.workers()
 	r.schedule()
 	r.until(60*time.Second, func() bool { return r.sim.Delivered() >= 6_000 },
-		func() string { return fmt.Sprintf("only %d delivered before the kill\n%s", r.sim.Delivered(), first.out) })
+		func() string {
+			return fmt.Sprintf("only %d delivered before the kill\n%s", r.sim.Delivered(), first.out)
+		})
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +297,9 @@ func TestCampaignSurvivesSIGTERM(t *testing.T) {
 	first := r.workers()
 	r.schedule()
 	r.until(60*time.Second, func() bool { return r.sim.Delivered() >= 6_000 },
-		func() string { return fmt.Sprintf("only %d delivered before the stop\n%s", r.sim.Delivered(), first.out) })
+		func() string {
+			return fmt.Sprintf("only %d delivered before the stop\n%s", r.sim.Delivered(), first.out)
+		})
 	stopped := time.Now()
 	stop(t, first)
 	took := time.Since(stopped)

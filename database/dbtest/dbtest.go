@@ -48,7 +48,9 @@ func URL() string {
 func Main(m *testing.M) {
 	code := m.Run()
 	if pool != nil {
-		pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		if _, err := pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			fmt.Fprintf(os.Stderr, "dbtest: drop schema %s: %v\n", schema, err)
+		}
 		pool.Close()
 	}
 	os.Exit(code)
@@ -92,12 +94,22 @@ func create() error {
 	}
 	defer admin.Close(ctx)
 	// Schemas left by killed runs are dropped after a day.
-	rows, _ := admin.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'herald_t_%'`)
-	old, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	rows, err := admin.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'herald_t_%'`)
+	if err != nil {
+		return fmt.Errorf("list old schemas: %w", err)
+	}
+	old, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list old schemas: %w", err)
+	}
 	for _, name := range old {
 		parts := strings.Split(name, "_")
 		if ts, err := strconv.ParseInt(parts[2], 10, 64); err == nil && time.Since(time.Unix(ts, 0)) > 24*time.Hour {
-			admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE")
+			// Another package's run may drop it at the same moment; a
+			// schema left now goes next time.
+			if _, err := admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
+				fmt.Fprintf(os.Stderr, "dbtest: drop old schema %s: %v\n", name, err)
+			}
 		}
 	}
 	b := make([]byte, 4)
