@@ -116,15 +116,17 @@ func (m *SMTPMailer) Send(ctx context.Context, to, subject, body string, headers
 type SendConfirmationEmailArgs struct {
 	SubscriberID int64 `json:"subscriber_id"`
 	ListID       int64 `json:"list_id"`
+	// RequestedAt names the pending request, as in SendConfirmationArgs.
+	RequestedAt time.Time `json:"requested_at"`
 }
 
 // Kind implements river.JobArgs.
 func (SendConfirmationEmailArgs) Kind() string { return "optin.send_confirmation_email" }
 
-// InsertOpts implements river.JobArgsWithInsertOpts.
+// InsertOpts implements river.JobArgsWithInsertOpts: one job per request, as
+// for push confirmations.
 func (SendConfirmationEmailArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueOptIn, MaxAttempts: 8,
-		UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: time.Minute}}
+	return river.InsertOpts{Queue: QueueOptIn, MaxAttempts: 8, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // ConfirmationEmailWorker emails confirmations.
@@ -140,22 +142,25 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[SendC
 		return river.JobCancel(errors.New("SMTP is not configured"))
 	}
 	status, err := subscribers.MembershipStatusOf(ctx, s.pool, a.ListID, a.SubscriberID)
-	if errors.Is(err, subscribers.ErrNotFound) || status != subscribers.StatusPending {
-		return nil
+	if errors.Is(err, subscribers.ErrNotFound) {
+		return nil // purged meanwhile: nothing to confirm
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("optin: confirmation email: %w", err)
+	}
+	if status != subscribers.StatusPending {
+		return nil // confirmed or left meanwhile: nothing to send
 	}
 	sub, err := subscribers.Get(ctx, s.pool, a.SubscriberID)
 	if err != nil {
-		return err
+		return fmt.Errorf("optin: confirmation email: %w", err)
 	}
 	if sub.Email == nil || sub.State != subscribers.StateActive {
-		return nil
+		return nil // the address was removed, or the person blocked or erased, meanwhile
 	}
 	list, err := subscribers.GetListByID(ctx, s.pool, a.ListID)
 	if err != nil {
-		return err
+		return fmt.Errorf("optin: confirmation email: %w", err)
 	}
 	token, err := s.newConfirmToken(ctx, s.pool, a.SubscriberID, a.ListID)
 	if err != nil {

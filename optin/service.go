@@ -22,6 +22,13 @@ import (
 	"github.com/herald-im/herald/subscribers"
 )
 
+// ConfirmationInterval is the rule for asking twice: a person who asks
+// again while their request is pending gets a new confirmation only once the
+// last request is this old. Sooner it is the same request (a double tap, a
+// reloaded page, an app retrying) and the confirmation on its way answers
+// it. A request after leaving is always new.
+const ConfirmationInterval = time.Minute
+
 // QueueOptIn is the River queue for confirmations, apart from campaigns so a
 // huge broadcast never delays someone waiting for their confirmation.
 const QueueOptIn = "optin"
@@ -216,23 +223,23 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest, client Cl
 		if err != nil {
 			return err
 		}
-		status, changed, err := subscribers.Request(ctx, tx, list, sub.ID)
+		req, err := subscribers.Request(ctx, tx, list, sub.ID, ConfirmationInterval)
 		if err != nil {
 			return err
 		}
-		res.SubscriberID, res.DeviceID, res.Status = sub.ID, dev.ID, status
-		if !changed {
+		res.SubscriberID, res.DeviceID, res.Status = sub.ID, dev.ID, req.Status
+		if !req.Changed {
 			return nil
 		}
 		if err := subscribers.RecordConsent(ctx, tx, sub.ID, subscribers.ActionOptInRequest, ev, version, list.ID); err != nil {
 			return err
 		}
-		if status == subscribers.StatusConfirmed {
+		if req.Status == subscribers.StatusConfirmed {
 			return subscribers.RecordConsent(ctx, tx, sub.ID, subscribers.ActionConfirm, ev, version, list.ID)
 		}
-		jobs := []river.InsertManyParams{{Args: SendConfirmationArgs{SubscriberID: sub.ID, ListID: list.ID, DeviceID: dev.ID}}}
+		jobs := []river.InsertManyParams{{Args: SendConfirmationArgs{SubscriberID: sub.ID, ListID: list.ID, DeviceID: dev.ID, RequestedAt: req.PendingAt}}}
 		if sub.Email != nil && s.mailer != nil {
-			jobs = append(jobs, river.InsertManyParams{Args: SendConfirmationEmailArgs{SubscriberID: sub.ID, ListID: list.ID}})
+			jobs = append(jobs, river.InsertManyParams{Args: SendConfirmationEmailArgs{SubscriberID: sub.ID, ListID: list.ID, RequestedAt: req.PendingAt}})
 		}
 		if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
 			return fmt.Errorf("optin: insert confirmation job: %w", err)

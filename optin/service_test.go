@@ -36,7 +36,7 @@ type testBundle struct {
 	list *subscribers.List
 }
 
-func setup(t *testing.T) *testBundle {
+func setupService(t *testing.T) *testBundle {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
@@ -77,7 +77,7 @@ func setup(t *testing.T) *testBundle {
 
 func TestSubscribeWithEmailSendsPushAndEmailConfirmations(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setupService(t)
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
 	res, err := b.svc.Subscribe(ctx, optin.SubscribeRequest{
@@ -123,7 +123,7 @@ func TestSubscribeWithEmailSendsPushAndEmailConfirmations(t *testing.T) {
 
 func TestPurgeRemovesStalePendingMemberships(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setupService(t)
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
 	res, err := b.svc.Subscribe(ctx, optin.SubscribeRequest{
