@@ -83,7 +83,7 @@ func CreateImport(ctx context.Context, tx pgx.Tx, filename string, body io.Reade
 	}
 	var imp Import
 	if err := tx.QueryRow(ctx, `INSERT INTO imports (filename) VALUES ($1) RETURNING id, status, filename, created_at`,
-		truncate(filename, 255)).Scan(&imp.ID, &imp.Status, &imp.Filename, &imp.CreatedAt); err != nil {
+		invalid.Truncate(filename, 255)).Scan(&imp.ID, &imp.Status, &imp.Filename, &imp.CreatedAt); err != nil {
 		return nil, fmt.Errorf("subscribers: create import: %w", err)
 	}
 	buf := make([]byte, chunkSize)
@@ -401,11 +401,4 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	n := copy(p, c.buf)
 	c.buf = c.buf[n:]
 	return n, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
