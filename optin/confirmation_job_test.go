@@ -26,21 +26,13 @@ func TestConfirmationWorker(t *testing.T) {
 
 	type workerBundle struct {
 		*testBundle
-		pool   *pgxpool.Pool
-		client *river.Client[pgx.Tx]
-		push   *rivertest.Worker[optin.SendConfirmationArgs, pgx.Tx]
+		*jobRunner
 	}
 
 	setup := func(t *testing.T) *workerBundle {
 		t.Helper()
 		b := setupService(t)
-		pool := dbtest.Pool(t)
-		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: discard()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &workerBundle{testBundle: b, pool: pool, client: client,
-			push: rivertest.NewWorker(t, riverpgxv5.New(pool), &river.Config{Logger: discard()}, river.Worker[optin.SendConfirmationArgs](&optin.ConfirmationWorker{Service: b.svc}))}
+		return &workerBundle{testBundle: b, jobRunner: newJobRunner(t, b.svc)}
 	}
 
 	// subscribe asks for the bundle's list from an FCM device.
@@ -57,55 +49,6 @@ func TestConfirmationWorker(t *testing.T) {
 		return res
 	}
 
-	// workQueued works, through River, every push confirmation job of a
-	// subscriber that has not run yet, and returns how many there were.
-	workQueued := func(t *testing.T, b *workerBundle, subscriberID int64) int {
-		t.Helper()
-		rows, err := b.pool.Query(ctx, `SELECT id FROM river_job WHERE kind = $1 AND state = 'available'
-			AND (args->>'subscriber_id')::bigint = $2 ORDER BY id`, optin.SendConfirmationArgs{}.Kind(), subscriberID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range ids {
-			job, err := b.client.JobGet(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-				res, err := b.push.WorkJob(ctx, t, tx, job)
-				if err == nil && res.EventKind != river.EventKindJobCompleted {
-					t.Fatalf("confirmation job %d: %s", id, res.EventKind)
-				}
-				return err
-			})
-			if err != nil {
-				t.Fatalf("confirmation job %d: %v", id, err)
-			}
-		}
-		return len(ids)
-	}
-
-	confirmURL := func(t *testing.T, payload []byte) string {
-		t.Helper()
-		var m struct {
-			Message struct {
-				Data map[string]string `json:"data"`
-			} `json:"message"`
-		}
-		if err := json.Unmarshal(payload, &m); err != nil {
-			t.Fatal(err)
-		}
-		token, ok := strings.CutPrefix(m.Message.Data["confirm_url"], "http://herald.test/confirm/")
-		if !ok {
-			t.Fatalf("no confirmation link in %s", payload)
-		}
-		return token
-	}
-
 	t.Run("DatabaseErrorIsRetriedNotSwallowed", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -117,8 +60,7 @@ func TestConfirmationWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		broken.Close()
-		svc := optin.NewService(broken, apps.NewStore([]byte("optin-test-secret-optin-test-secret-!!")), nil,
-			&optin.SMTPMailer{}, optin.Config{}, discard())
+		svc := optin.NewService(broken, apps.NewStore(testSecret), nil, &optin.SMTPMailer{}, testConfig, discard())
 
 		push := rivertest.NewWorker(t, riverpgxv5.New(b.pool), &river.Config{Logger: discard()},
 			river.Worker[optin.SendConfirmationArgs](&optin.ConfirmationWorker{Service: svc}))
@@ -144,14 +86,14 @@ func TestConfirmationWorker(t *testing.T) {
 		b := setup(t)
 		token := b.sim.NewFCMToken()
 		res := subscribe(t, b, token)
-		if n := workQueued(t, b, res.SubscriberID); n != 1 {
+		if n := b.workQueued(t, res.SubscriberID); n != 1 {
 			t.Fatalf("%d confirmation jobs for the first request", n)
 		}
 		got := b.sim.Received("fcm", token)
 		if len(got) != 1 {
 			t.Fatalf("device received %d confirmations", len(got))
 		}
-		if _, err := b.svc.Confirm(ctx, confirmURL(t, got[0].Payload), optin.Client{}); err != nil {
+		if _, err := b.svc.Confirm(ctx, confirmToken(t, got[0].Payload), optin.Client{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := b.svc.Unsubscribe(ctx, res.SubscriberID, b.list.ID, subscribers.Evidence{Source: subscribers.SourceWeb}); err != nil {
@@ -163,14 +105,14 @@ func TestConfirmationWorker(t *testing.T) {
 		if again.SubscriberID != res.SubscriberID {
 			t.Fatalf("the same device came back as subscriber %d, was %d", again.SubscriberID, res.SubscriberID)
 		}
-		if n := workQueued(t, b, res.SubscriberID); n != 1 {
+		if n := b.workQueued(t, res.SubscriberID); n != 1 {
 			t.Fatalf("%d confirmation jobs for the new request, want 1", n)
 		}
 		got = b.sim.Received("fcm", token)
 		if len(got) != 2 {
 			t.Fatalf("device received %d confirmations, want 2", len(got))
 		}
-		if _, err := b.svc.Confirm(ctx, confirmURL(t, got[1].Payload), optin.Client{}); err != nil {
+		if _, err := b.svc.Confirm(ctx, confirmToken(t, got[1].Payload), optin.Client{}); err != nil {
 			t.Fatalf("the new confirmation does not confirm: %v", err)
 		}
 	})
@@ -181,7 +123,7 @@ func TestConfirmationWorker(t *testing.T) {
 		token := b.sim.NewFCMToken()
 		res := subscribe(t, b, token)
 		subscribe(t, b, token) // a double tap, a reloaded page
-		if n := workQueued(t, b, res.SubscriberID); n != 1 {
+		if n := b.workQueued(t, res.SubscriberID); n != 1 {
 			t.Fatalf("%d confirmation jobs for one pending request, want 1", n)
 		}
 		if got := b.sim.Received("fcm", token); len(got) != 1 {
@@ -201,13 +143,83 @@ func TestConfirmationWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		subscribe(t, b, token)
-		if n := workQueued(t, b, res.SubscriberID); n != 1 {
+		if n := b.workQueued(t, res.SubscriberID); n != 1 {
 			t.Fatalf("%d confirmation jobs for a request repeated after two minutes, want 1", n)
 		}
 		if got := b.sim.Received("fcm", token); len(got) != 2 {
 			t.Fatalf("device received %d confirmations, want 2", len(got))
 		}
 	})
+}
+
+// jobRunner works the confirmation jobs a Service inserted, through River's
+// test worker, one at a time and in the test's own goroutine.
+type jobRunner struct {
+	pool   *pgxpool.Pool
+	client *river.Client[pgx.Tx]
+	push   *rivertest.Worker[optin.SendConfirmationArgs, pgx.Tx]
+}
+
+func newJobRunner(t *testing.T, svc *optin.Service) *jobRunner {
+	t.Helper()
+	pool := dbtest.Pool(t)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &jobRunner{pool: pool, client: client,
+		push: rivertest.NewWorker(t, riverpgxv5.New(pool), &river.Config{Logger: discard()}, river.Worker[optin.SendConfirmationArgs](&optin.ConfirmationWorker{Service: svc}))}
+}
+
+// workQueued works every push confirmation job of a subscriber that has not
+// run yet, and returns how many there were.
+func (r *jobRunner) workQueued(t *testing.T, subscriberID int64) int {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := r.pool.Query(ctx, `SELECT id FROM river_job WHERE kind = $1 AND state = 'available'
+		AND (args->>'subscriber_id')::bigint = $2 ORDER BY id`, optin.SendConfirmationArgs{}.Kind(), subscriberID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		job, err := r.client.JobGet(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+			res, err := r.push.WorkJob(ctx, t, tx, job)
+			if err == nil && res.EventKind != river.EventKindJobCompleted {
+				t.Fatalf("confirmation job %d: %s", id, res.EventKind)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("confirmation job %d: %v", id, err)
+		}
+	}
+	return len(ids)
+}
+
+// confirmToken is the token of the confirmation link in an FCM message.
+func confirmToken(t *testing.T, payload []byte) string {
+	t.Helper()
+	var m struct {
+		Message struct {
+			Data map[string]string `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(payload, &m); err != nil {
+		t.Fatal(err)
+	}
+	token, ok := strings.CutPrefix(m.Message.Data["confirm_url"], "http://herald.test/confirm/")
+	if !ok {
+		t.Fatalf("no confirmation link in %s", payload)
+	}
+	return token
 }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -61,15 +61,23 @@ func (m *SMTPMailer) Send(ctx context.Context, to, subject, body string, headers
 		return fmt.Errorf("optin: smtp dial: %w", err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		// Without the deadline a stalled server would hold the job past
+		// its timeout.
+		if err := conn.SetDeadline(dl); err != nil {
+			_ = conn.Close() // the deadline error is the one to report
+			return fmt.Errorf("optin: smtp deadline: %w", err)
+		}
 	}
+	// The dial above succeeded, so Addr is host:port.
 	host, _, _ := net.SplitHostPort(m.Addr)
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close() // the hello error is the one to report
 		return fmt.Errorf("optin: smtp hello: %w", err)
 	}
-	defer c.Close()
+	// Closing after QUIT, or after an error that is returned, has nothing
+	// left to report.
+	defer func() { _ = c.Close() }()
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		cfg := m.TLSConfig
 		if cfg == nil {
@@ -109,7 +117,11 @@ func (m *SMTPMailer) Send(ctx context.Context, to, subject, body string, headers
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("optin: smtp end data: %w", err)
 	}
-	return c.Quit()
+	// The server took responsibility for the message when it accepted the
+	// end of DATA. QUIT is a courtesy: if it fails, returning that would
+	// make River send the same email again, so it is ignored on purpose.
+	_ = c.Quit()
+	return nil
 }
 
 // SendConfirmationEmailArgs emails a confirmation link.

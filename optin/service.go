@@ -326,6 +326,8 @@ func (s *Service) anonymousSubscriber(ctx context.Context, tx pgx.Tx, appID int6
 		sub, err = subscribers.Update(ctx, tx, existing, profile)
 	case errors.Is(err, pgx.ErrNoRows):
 		sub, err = subscribers.Create(ctx, tx, profile)
+	default:
+		err = fmt.Errorf("optin: find the device's subscriber: %w", err)
 	}
 	if err != nil {
 		return nil, "", err
@@ -363,5 +365,8 @@ func (s *Service) Identify(ctx context.Context, id Identity) (int64, error) {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, subscribers.ErrNotFound
 	}
-	return subID, err
+	if err != nil {
+		return 0, fmt.Errorf("optin: identify: %w", err)
+	}
+	return subID, nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,7 +49,11 @@ func URL() string {
 func Main(m *testing.M) {
 	code := m.Run()
 	if pool != nil {
-		pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		// A schema left behind is dropped by a later run after a day, so
+		// the tests' result stands; say so rather than leave it silently.
+		if _, err := pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			fmt.Fprintf(os.Stderr, "dbtest: drop schema %s: %v\n", schema, err)
+		}
 		pool.Close()
 	}
 	os.Exit(code)
@@ -81,6 +86,41 @@ func Tx(t testing.TB) pgx.Tx {
 	return tx
 }
 
+// FailingPool returns a second pool on the package's schema in which every
+// statement whose SQL contains match fails the way a statement on a broken
+// connection does: pgx runs it with a context that has already ended. Other
+// statements run normally, so a test can fail one database call of many and
+// check that the code under test returns that error instead of hiding it.
+func FailingPool(t testing.TB, match string) *pgxpool.Pool {
+	t.Helper()
+	cfg := Pool(t).Config()
+	cfg.MaxConns = 4
+	cfg.ConnConfig.Tracer = failingTracer{match: match}
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("dbtest: failing pool: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// ErrInjected is the cause of the context a FailingPool runs matching
+// statements with.
+var ErrInjected = errors.New("dbtest: injected database failure")
+
+type failingTracer struct{ match string }
+
+func (f failingTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if !strings.Contains(data.SQL, f.match) {
+		return ctx
+	}
+	ended, cancel := context.WithCancelCause(ctx)
+	cancel(ErrInjected)
+	return ended
+}
+
+func (failingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
 func create() error {
 	ctx := context.Background()
 	if err := database.EnsureDatabase(ctx, URL()); err != nil {
@@ -92,12 +132,25 @@ func create() error {
 	}
 	defer admin.Close(ctx)
 	// Schemas left by killed runs are dropped after a day.
-	rows, _ := admin.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'herald_t_%'`)
-	old, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	rows, err := admin.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'herald\_t\_%'`)
+	if err != nil {
+		return fmt.Errorf("list old schemas: %w", err)
+	}
+	old, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list old schemas: %w", err)
+	}
 	for _, name := range old {
 		parts := strings.Split(name, "_")
+		if len(parts) < 3 {
+			continue
+		}
 		if ts, err := strconv.ParseInt(parts[2], 10, 64); err == nil && time.Since(time.Unix(ts, 0)) > 24*time.Hour {
-			admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE")
+			// Another package's run may be dropping it too; a leftover
+			// costs nothing but space, so this run goes on.
+			if _, err := admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
+				fmt.Fprintf(os.Stderr, "dbtest: drop old schema %s: %v\n", name, err)
+			}
 		}
 	}
 	b := make([]byte, 4)
