@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,10 +86,11 @@ func Tx(t testing.TB) pgx.Tx {
 }
 
 // FailingPool returns a second pool on the package's schema in which every
-// statement whose SQL contains match fails the way a statement on a broken
-// connection does: pgx runs it with a context that has already ended. Other
-// statements run normally, so a test can fail one database call of many and
-// check that the code under test returns that error instead of hiding it.
+// statement whose SQL contains match fails before it is sent, with an error
+// that wraps context.Canceled: pgx runs it with a context that has already
+// ended. Other statements run normally, so a test can fail one database call
+// of many and check that the code under test returns that error instead of
+// hiding it.
 func FailingPool(t testing.TB, match string) *pgxpool.Pool {
 	t.Helper()
 	cfg := Pool(t).Config()
@@ -104,18 +104,14 @@ func FailingPool(t testing.TB, match string) *pgxpool.Pool {
 	return p
 }
 
-// ErrInjected is the cause of the context a FailingPool runs matching
-// statements with.
-var ErrInjected = errors.New("dbtest: injected database failure")
-
 type failingTracer struct{ match string }
 
 func (f failingTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	if !strings.Contains(data.SQL, f.match) {
 		return ctx
 	}
-	ended, cancel := context.WithCancelCause(ctx)
-	cancel(ErrInjected)
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
 	return ended
 }
 
