@@ -68,8 +68,11 @@ func (s *Server) optInPage(c *fiber.Ctx) error {
 	}
 	slug := c.Query("app", apps.DefaultSlug)
 	app, err := apps.Get(ctx, s.Pool, slug)
-	if err != nil {
+	if errors.Is(err, apps.ErrNotFound) {
 		return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Not found", Heading: "There is no such app"})
+	}
+	if err != nil {
+		return err
 	}
 	return s.render(c, fiber.StatusOK, "optin.html", pageData{Title: list.Name, List: list, App: app.Slug, VAPIDKey: app.VAPIDPublicKey})
 }
@@ -148,8 +151,11 @@ func (s *Server) preferencesSubmit(c *fiber.Ctx) error {
 	var listID int64
 	if slug := c.FormValue("list"); slug != "" {
 		l, err := subscribers.GetList(ctx, s.Pool, slug)
-		if err != nil {
+		if errors.Is(err, subscribers.ErrNotFound) {
 			return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Not found", Heading: "There is no such list"})
+		}
+		if err != nil {
+			return err
 		}
 		listID = l.ID
 	}
