@@ -223,23 +223,23 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest, client Cl
 		if err != nil {
 			return err
 		}
-		req, err := subscribers.Request(ctx, tx, list, sub.ID, ConfirmationInterval)
+		asked, err := subscribers.Request(ctx, tx, list, sub.ID, ConfirmationInterval)
 		if err != nil {
 			return err
 		}
-		res.SubscriberID, res.DeviceID, res.Status = sub.ID, dev.ID, req.Status
-		if !req.Changed {
+		res.SubscriberID, res.DeviceID, res.Status = sub.ID, dev.ID, asked.Status
+		if !asked.Changed {
 			return nil
 		}
 		if err := subscribers.RecordConsent(ctx, tx, sub.ID, subscribers.ActionOptInRequest, ev, version, list.ID); err != nil {
 			return err
 		}
-		if req.Status == subscribers.StatusConfirmed {
+		if asked.Status == subscribers.StatusConfirmed {
 			return subscribers.RecordConsent(ctx, tx, sub.ID, subscribers.ActionConfirm, ev, version, list.ID)
 		}
-		jobs := []river.InsertManyParams{{Args: SendConfirmationArgs{SubscriberID: sub.ID, ListID: list.ID, DeviceID: dev.ID, RequestedAt: req.PendingAt}}}
+		jobs := []river.InsertManyParams{{Args: SendConfirmationArgs{SubscriberID: sub.ID, ListID: list.ID, DeviceID: dev.ID, RequestedAt: asked.PendingAt}}}
 		if sub.Email != nil && s.mailer != nil {
-			jobs = append(jobs, river.InsertManyParams{Args: SendConfirmationEmailArgs{SubscriberID: sub.ID, ListID: list.ID, RequestedAt: req.PendingAt}})
+			jobs = append(jobs, river.InsertManyParams{Args: SendConfirmationEmailArgs{SubscriberID: sub.ID, ListID: list.ID, RequestedAt: asked.PendingAt}})
 		}
 		if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
 			return fmt.Errorf("optin: insert confirmation job: %w", err)
