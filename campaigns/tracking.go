@@ -123,13 +123,19 @@ func (s *Service) RecordAction(ctx context.Context, token, action string) error 
 		reply := 0
 		if a.Type == "reply" {
 			reply = 1
-			if _, err := conversations.Reply(ctx, tx, int64(subscriberID), c.AppID, c.ID, action, a.ReplyText); err != nil {
+			_, added, err := conversations.Reply(ctx, tx, int64(subscriberID), c.AppID, c.ID, action, a.ReplyText)
+			if err != nil {
 				return err
 			}
+			if !added {
+				return nil // the same reply posted again: it landed and counted the first time
+			}
 		}
-		_, err := tx.Exec(ctx, `UPDATE campaigns SET
+		if _, err := tx.Exec(ctx, `UPDATE campaigns SET
 			action_taps = jsonb_set(action_taps, ARRAY[$2], to_jsonb(coalesce((action_taps->>$2)::bigint, 0) + 1)),
-			replies = replies + $3 WHERE id = $1`, c.ID, action, reply)
-		return err
+			replies = replies + $3 WHERE id = $1`, c.ID, action, reply); err != nil {
+			return fmt.Errorf("campaigns: count action: %w", err)
+		}
+		return nil
 	})
 }

@@ -12,6 +12,68 @@ import (
 	"github.com/herald-im/herald/delivery"
 )
 
+func TestRecordAction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	type trackingBundle struct {
+		*testBundle
+		campaign   *campaigns.Campaign
+		member     member
+		replyToken string
+	}
+
+	// setup makes a draft campaign with a reply button and test-sends it to
+	// one member, whose message carries the per-person reply token.
+	setup := func(t *testing.T) *trackingBundle {
+		t.Helper()
+		b := setup(t) // the package's setup: this closure's name is not yet in scope
+		m := b.addMember(delivery.PlatformFCM, "en", "", "")
+		c := b.create(campaigns.Params{Content: &campaigns.Content{Title: "Coffee?", URL: "https://shop.example.com/x",
+			Actions: []campaigns.Action{{Label: "Yes", Type: "reply", ReplyText: "Yes please"}}}})
+		res, err := b.svc.TestSend(ctx, c.ID, []int64{m.subscriberID})
+		if err != nil || len(res) != 1 || res[0].Outcome.Class != delivery.ClassDelivered {
+			t.Fatalf("test send: %+v %v", res, err)
+		}
+		var msg struct {
+			Message struct {
+				Data map[string]string `json:"data"`
+			} `json:"message"`
+		}
+		if err := json.Unmarshal(b.received(m)[0].Payload, &msg); err != nil {
+			t.Fatal(err)
+		}
+		token := msg.Message.Data["reply_token"]
+		if token == "" || token == "{{reply_token}}" {
+			t.Fatalf("no reply token in %+v", msg.Message.Data)
+		}
+		return &trackingBundle{testBundle: b, campaign: c, member: m, replyToken: token}
+	}
+
+	t.Run("ReplyPostedTwiceCountsOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for i := range 2 { // a service worker retrying its POST
+			if err := b.svc.RecordAction(ctx, b.replyToken, "a0"); err != nil {
+				t.Fatalf("post %d: %v", i+1, err)
+			}
+		}
+		st, err := b.svc.Stats(ctx, b.campaign.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Replies != 1 || st.ActionTaps["a0"] != 1 {
+			t.Fatalf("replies %d, taps %v; want one of each", st.Replies, st.ActionTaps)
+		}
+		convs, err := conversations.OfSubscriber(ctx, b.pool, b.member.subscriberID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(convs) != 1 || len(convs[0].Messages) != 1 {
+			t.Fatalf("conversations %+v, want one message", convs)
+		}
+	})
+}
 func TestClicksAndActionsAreCounted(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

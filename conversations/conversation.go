@@ -40,20 +40,60 @@ type Message struct {
 }
 
 // Reply adds a subscriber's quick reply to a campaign to their current
-// conversation, opening one if they have none, and returns its id.
-func Reply(ctx context.Context, db DB, subscriberID, appID, campaignID int64, action, body string) (int64, error) {
+// conversation, opening one if they have none, and returns its id. A person
+// replies once per campaign and button: a reply posted again (a service
+// worker retrying) adds nothing and reports added false, so the caller
+// counts it once. Call it in the transaction that counts the reply.
+func Reply(ctx context.Context, db DB, subscriberID, appID, campaignID int64, action, body string) (conversationID int64, added bool, err error) {
+	// The row is the reply's idempotency key; a concurrent second post waits
+	// on it and then finds it taken.
+	tag, err := db.Exec(ctx, `INSERT INTO campaign_replies (campaign_id, subscriber_id, action) VALUES ($1, $2, $3)
+		ON CONFLICT DO NOTHING`, campaignID, subscriberID, action)
+	if err != nil {
+		return 0, false, fmt.Errorf("conversations: record reply: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return 0, false, nil
+	}
 	var id int64
-	err := db.QueryRow(ctx, `INSERT INTO conversations (subscriber_id, app_id) VALUES ($1, $2)
+	err = db.QueryRow(ctx, `INSERT INTO conversations (subscriber_id, app_id) VALUES ($1, $2)
 		ON CONFLICT (subscriber_id) WHERE status <> 'closed'
 		DO UPDATE SET last_message_at = now(), updated_at = now() RETURNING id`, subscriberID, appID).Scan(&id)
 	if err != nil {
-		return 0, fmt.Errorf("conversations: open: %w", err)
+		return 0, false, fmt.Errorf("conversations: open: %w", err)
 	}
 	if _, err := db.Exec(ctx, `INSERT INTO conversation_messages (conversation_id, author, body, campaign_id, action)
 		VALUES ($1, 'subscriber', $2, $3, $4)`, id, body, campaignID, action); err != nil {
-		return 0, fmt.Errorf("conversations: add reply: %w", err)
+		return 0, false, fmt.Errorf("conversations: add reply: %w", err)
 	}
-	return id, nil
+	return id, true, nil
+}
+
+// CampaignReply records that a subscriber replied to a campaign with one of
+// its buttons.
+type CampaignReply struct {
+	CampaignID int64     `json:"campaign_id"`
+	Action     string    `json:"action"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// CampaignReplies returns a subscriber's campaign replies, oldest first, for
+// the GDPR export: they outlive the conversation they landed in.
+func CampaignReplies(ctx context.Context, db DB, subscriberID int64) ([]CampaignReply, error) {
+	rows, err := db.Query(ctx, `SELECT campaign_id, action, created_at FROM campaign_replies
+		WHERE subscriber_id = $1 ORDER BY created_at, campaign_id, action`, subscriberID)
+	if err != nil {
+		return nil, fmt.Errorf("conversations: campaign replies: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (CampaignReply, error) {
+		var c CampaignReply
+		err := r.Scan(&c.CampaignID, &c.Action, &c.CreatedAt)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("conversations: campaign replies: %w", err)
+	}
+	return out, nil
 }
 
 // OfSubscriber returns a subscriber's conversations with their messages,
@@ -90,10 +130,14 @@ func OfSubscriber(ctx context.Context, db DB, subscriberID int64) ([]Conversatio
 	return convs, nil
 }
 
-// Erase deletes a subscriber's conversations (GDPR art. 17).
+// Erase deletes a subscriber's conversations and campaign replies (GDPR
+// art. 17). The campaigns' reply counts stay: they name nobody.
 func Erase(ctx context.Context, db DB, subscriberID int64) error {
 	if _, err := db.Exec(ctx, `DELETE FROM conversations WHERE subscriber_id = $1`, subscriberID); err != nil {
 		return fmt.Errorf("conversations: erase: %w", err)
+	}
+	if _, err := db.Exec(ctx, `DELETE FROM campaign_replies WHERE subscriber_id = $1`, subscriberID); err != nil {
+		return fmt.Errorf("conversations: erase campaign replies: %w", err)
 	}
 	return nil
 }

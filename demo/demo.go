@@ -6,6 +6,7 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -42,11 +43,11 @@ func Seed(ctx context.Context, tx pgx.Tx, appID, listID int64, perPlatform int, 
 			jsonb_build_object('plan', CASE WHEN i % 5 = 0 THEN 'pro' ELSE 'free' END, 'orders', i % 7)
 		FROM generate_series(1, $1::int) i ORDER BY i RETURNING id`, total, prefix)
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: seed subscribers: %w", err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: seed subscribers: %w", err)
 	}
 	kinds, tokens, p256dh, auth := make([]string, total), make([]string, total), make([]string, total), make([]string, total)
 	for i := range total {
@@ -58,7 +59,7 @@ func Seed(ctx context.Context, tx pgx.Tx, appID, listID int64, perPlatform int, 
 		default:
 			sub, ok := sim.DerivedWebPushSubscription(fmt.Sprintf("%s-%07d", prefix, i))
 			if !ok {
-				return fmt.Errorf("the simulator has no secret for durable web push subscriptions")
+				return errors.New("demo: the simulator has no secret for durable web push subscriptions")
 			}
 			kinds[i], tokens[i], p256dh[i], auth[i] = "webpush", sub.Endpoint, sub.P256dh, sub.Auth
 		}
@@ -68,18 +69,20 @@ func Seed(ctx context.Context, tx pgx.Tx, appID, listID int64, perPlatform int, 
 			nullif(k, ''), nullif(a, '')
 		FROM unnest($1::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS d(s, p, t, k, a)`,
 		ids, appID, kinds, tokens, p256dh, auth); err != nil {
-		return err
+		return fmt.Errorf("demo: seed devices: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO memberships (list_id, subscriber_id, status, confirmed_at)
 		SELECT $1, unnest($2::bigint[]), 'confirmed', now()`, listID, ids); err != nil {
-		return err
+		return fmt.Errorf("demo: seed memberships: %w", err)
 	}
 	if _, err = tx.Exec(ctx, `INSERT INTO consent_records (subscriber_id, list_id, list_slug, action, source, detail, consent_version)
 		SELECT unnest($2::bigint[]), $1, (SELECT slug FROM lists WHERE id = $1), 'confirm', 'admin', 'simulated devices seeded for ' || $3, 1`,
 		listID, ids, prefix); err != nil {
-		return err
+		return fmt.Errorf("demo: seed consent records: %w", err)
 	}
 	// Fresh statistics, so the first campaign is planned for the new sizes.
-	_, err = tx.Exec(ctx, `ANALYZE devices, subscribers, memberships`)
-	return err
+	if _, err := tx.Exec(ctx, `ANALYZE devices, subscribers, memberships`); err != nil {
+		return fmt.Errorf("demo: analyze: %w", err)
+	}
+	return nil
 }

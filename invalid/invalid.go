@@ -6,6 +6,8 @@ package invalid
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Error says which input field is wrong and why.
@@ -29,4 +31,26 @@ func As(err error) (*Error, bool) {
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok
+}
+
+// Truncate returns s cut to at most maxBytes bytes, for columns and headers
+// bounded in bytes. It cuts at a rune boundary, never inside a character,
+// and replaces invalid UTF-8 in s with U+FFFD first, so the result is always
+// valid UTF-8: PostgreSQL refuses a text value that is not, and with it the
+// whole statement.
+func Truncate(s string, maxBytes int) string {
+	if maxBytes <= 0 {
+		return ""
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) <= maxBytes {
+		return s
+	}
+	cut := maxBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

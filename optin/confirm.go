@@ -58,8 +58,11 @@ func (s *Service) InspectConfirm(ctx context.Context, token string) (*Pending, e
 		return nil, ErrTokenUsed
 	}
 	list, err := subscribers.GetListByID(ctx, s.pool, c.listID)
+	if errors.Is(err, subscribers.ErrNotFound) {
+		return nil, ErrNothingToConfirm // the list was deleted
+	}
 	if err != nil {
-		return nil, ErrNothingToConfirm
+		return nil, fmt.Errorf("optin: inspect token: %w", err)
 	}
 	return &Pending{List: list, SubscriberID: c.subscriberID}, nil
 }
@@ -80,15 +83,21 @@ func (s *Service) Confirm(ctx context.Context, token string, client Client) (*Pe
 		}
 		if tag.RowsAffected() == 0 {
 			var exists bool
-			tx.QueryRow(ctx, `SELECT true FROM optin_tokens WHERE token_hash = $1`, hashToken(token)).Scan(&exists)
-			if exists {
-				return ErrTokenUsed
+			err := tx.QueryRow(ctx, `SELECT true FROM optin_tokens WHERE token_hash = $1`, hashToken(token)).Scan(&exists)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return ErrTokenInvalid // signed but never issued here, or purged
 			}
-			return ErrTokenInvalid
+			if err != nil {
+				return fmt.Errorf("optin: use token: %w", err)
+			}
+			return ErrTokenUsed
 		}
 		list, err := subscribers.GetListByID(ctx, tx, c.listID)
+		if errors.Is(err, subscribers.ErrNotFound) {
+			return ErrNothingToConfirm // the list was deleted
+		}
 		if err != nil {
-			return ErrNothingToConfirm
+			return fmt.Errorf("optin: confirm: %w", err)
 		}
 		ok, err := subscribers.Confirm(ctx, tx, c.listID, c.subscriberID)
 		if err != nil {

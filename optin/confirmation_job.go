@@ -17,16 +17,20 @@ type SendConfirmationArgs struct {
 	SubscriberID int64 `json:"subscriber_id"`
 	ListID       int64 `json:"list_id"`
 	DeviceID     int64 `json:"device_id"`
+	// RequestedAt names the pending request the confirmation is for, so that
+	// a new request (after leaving, say) is a new job and never taken for a
+	// duplicate of the last one.
+	RequestedAt time.Time `json:"requested_at"`
 }
 
 // Kind implements river.JobArgs.
 func (SendConfirmationArgs) Kind() string { return "optin.send_confirmation" }
 
-// InsertOpts implements river.JobArgsWithInsertOpts. Asking twice within a
-// minute sends one confirmation.
+// InsertOpts implements river.JobArgsWithInsertOpts. One request has one
+// confirmation job; whether a repeated request is a new one is decided by
+// ConfirmationInterval when it is made, not here.
 func (SendConfirmationArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueOptIn, MaxAttempts: 12,
-		UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: time.Minute}}
+	return river.InsertOpts{Queue: QueueOptIn, MaxAttempts: 12, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // DeliveryObserver is told every delivery outcome, for metrics.
@@ -43,29 +47,32 @@ type ConfirmationWorker struct {
 func (w *ConfirmationWorker) Work(ctx context.Context, job *river.Job[SendConfirmationArgs]) error {
 	s, a := w.Service, job.Args
 	status, err := subscribers.MembershipStatusOf(ctx, s.pool, a.ListID, a.SubscriberID)
-	if errors.Is(err, subscribers.ErrNotFound) || status != subscribers.StatusPending {
-		return nil // confirmed, left or purged meanwhile: nothing to send
+	if errors.Is(err, subscribers.ErrNotFound) {
+		return nil // purged meanwhile: nothing to confirm
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("optin: confirmation: %w", err)
+	}
+	if status != subscribers.StatusPending {
+		return nil // confirmed or left meanwhile: nothing to send
 	}
 	dev, err := subscribers.GetDevice(ctx, s.pool, a.DeviceID)
 	if errors.Is(err, subscribers.ErrNotFound) {
 		return river.JobCancel(errors.New("the device that asked is gone"))
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("optin: confirmation: %w", err)
 	}
 	if !dev.Active || dev.SubscriberID != a.SubscriberID {
 		return river.JobCancel(errors.New("the device that asked is no longer this subscriber's"))
 	}
 	list, err := subscribers.GetListByID(ctx, s.pool, a.ListID)
 	if err != nil {
-		return err
+		return fmt.Errorf("optin: confirmation: %w", err)
 	}
 	sender, err := s.senders.For(ctx, dev.AppID)
 	if err != nil {
-		return err
+		return fmt.Errorf("optin: confirmation: %w", err)
 	}
 	token, err := s.newConfirmToken(ctx, s.pool, a.SubscriberID, a.ListID)
 	if err != nil {
@@ -76,22 +83,45 @@ func (w *ConfirmationWorker) Work(ctx context.Context, job *river.Job[SendConfir
 	if w.Observe != nil {
 		w.Observe(out)
 	}
-	s.logger.Info("confirmation sent", "subscriber_id", a.SubscriberID, "list_id", a.ListID, "device_id", dev.ID,
+	return w.settle(ctx, a, dev, out)
+}
+
+// settle logs a send's outcome and turns it into the job's result.
+func (w *ConfirmationWorker) settle(ctx context.Context, a SendConfirmationArgs, dev *subscribers.Device, out delivery.Outcome) error {
+	s := w.Service
+	log := s.logger.With("subscriber_id", a.SubscriberID, "list_id", a.ListID, "device_id", dev.ID,
 		"platform", dev.Platform, "outcome", out.Class, "reason", out.Reason)
 	switch out.Class {
 	case delivery.ClassDelivered:
+		log.Info("confirmation sent")
 		return nil
+	case delivery.ClassNotSent:
+		// The job's context ended before the request was written: the
+		// provider cannot have it, so River runs the job again.
+		log.Warn("confirmation not sent; retrying")
+		return fmt.Errorf("optin: confirmation not sent: %s", out.Reason)
+	case delivery.ClassUnknown:
+		// The provider may have it. Sending again is safe because the
+		// confirmation carries a collapse key (optin-<list slug>): a second
+		// copy replaces the first on the device rather than showing twice,
+		// and either copy's link confirms.
+		log.Warn("confirmation outcome unknown; retrying with the same collapse key")
+		return fmt.Errorf("optin: confirmation outcome unknown: %s", out.Reason)
 	case delivery.ClassDeviceGone:
+		log.Info("confirmation found the device gone")
 		_, err := subscribers.DeactivateGone(ctx, s.pool, []subscribers.Gone{{DeviceID: dev.ID, UpdatedAt: dev.UpdatedAt, Reason: out.Reason}})
 		if err != nil {
-			return err
+			return fmt.Errorf("optin: confirmation: %w", err)
 		}
 		return river.JobCancel(fmt.Errorf("device gone: %s", out.Reason))
 	case delivery.ClassThrottled:
+		log.Info("confirmation throttled; snoozing")
 		return river.JobSnooze(max(out.RetryAfter, 10*time.Second))
 	case delivery.ClassRejected:
+		log.Warn("provider rejected the confirmation")
 		return river.JobCancel(fmt.Errorf("provider rejected the confirmation: %s", out.Reason))
 	default: // retryable, or credentials an admin has to fix: River backs off
+		log.Warn("confirmation failed; retrying")
 		return fmt.Errorf("optin: confirmation %s: %s", out.Class, out.Reason)
 	}
 }

@@ -61,15 +61,23 @@ func (m *SMTPMailer) Send(ctx context.Context, to, subject, body string, headers
 		return fmt.Errorf("optin: smtp dial: %w", err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		// Without the deadline a stalled server would hold the job past
+		// its timeout.
+		if err := conn.SetDeadline(dl); err != nil {
+			_ = conn.Close() // the deadline error is the one to report
+			return fmt.Errorf("optin: smtp deadline: %w", err)
+		}
 	}
+	// The dial above succeeded, so Addr is host:port.
 	host, _, _ := net.SplitHostPort(m.Addr)
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close() // the hello error is the one to report
 		return fmt.Errorf("optin: smtp hello: %w", err)
 	}
-	defer c.Close()
+	// Closing after QUIT, or after an error that is returned, has nothing
+	// left to report.
+	defer func() { _ = c.Close() }()
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		cfg := m.TLSConfig
 		if cfg == nil {
@@ -109,22 +117,28 @@ func (m *SMTPMailer) Send(ctx context.Context, to, subject, body string, headers
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("optin: smtp end data: %w", err)
 	}
-	return c.Quit()
+	// The server took responsibility for the message when it accepted the
+	// end of DATA. QUIT is a courtesy: if it fails, returning that would
+	// make River send the same email again, so it is ignored on purpose.
+	_ = c.Quit()
+	return nil
 }
 
 // SendConfirmationEmailArgs emails a confirmation link.
 type SendConfirmationEmailArgs struct {
 	SubscriberID int64 `json:"subscriber_id"`
 	ListID       int64 `json:"list_id"`
+	// RequestedAt names the pending request, as in SendConfirmationArgs.
+	RequestedAt time.Time `json:"requested_at"`
 }
 
 // Kind implements river.JobArgs.
 func (SendConfirmationEmailArgs) Kind() string { return "optin.send_confirmation_email" }
 
-// InsertOpts implements river.JobArgsWithInsertOpts.
+// InsertOpts implements river.JobArgsWithInsertOpts: one job per request, as
+// for push confirmations.
 func (SendConfirmationEmailArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueOptIn, MaxAttempts: 8,
-		UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: time.Minute}}
+	return river.InsertOpts{Queue: QueueOptIn, MaxAttempts: 8, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // ConfirmationEmailWorker emails confirmations.
@@ -140,22 +154,25 @@ func (w *ConfirmationEmailWorker) Work(ctx context.Context, job *river.Job[SendC
 		return river.JobCancel(errors.New("SMTP is not configured"))
 	}
 	status, err := subscribers.MembershipStatusOf(ctx, s.pool, a.ListID, a.SubscriberID)
-	if errors.Is(err, subscribers.ErrNotFound) || status != subscribers.StatusPending {
-		return nil
+	if errors.Is(err, subscribers.ErrNotFound) {
+		return nil // purged meanwhile: nothing to confirm
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("optin: confirmation email: %w", err)
+	}
+	if status != subscribers.StatusPending {
+		return nil // confirmed or left meanwhile: nothing to send
 	}
 	sub, err := subscribers.Get(ctx, s.pool, a.SubscriberID)
 	if err != nil {
-		return err
+		return fmt.Errorf("optin: confirmation email: %w", err)
 	}
 	if sub.Email == nil || sub.State != subscribers.StateActive {
-		return nil
+		return nil // the address was removed, or the person blocked or erased, meanwhile
 	}
 	list, err := subscribers.GetListByID(ctx, s.pool, a.ListID)
 	if err != nil {
-		return err
+		return fmt.Errorf("optin: confirmation email: %w", err)
 	}
 	token, err := s.newConfirmToken(ctx, s.pool, a.SubscriberID, a.ListID)
 	if err != nil {

@@ -22,6 +22,13 @@ import (
 	"github.com/herald-im/herald/subscribers"
 )
 
+// ConfirmationInterval is the rule for asking twice: a person who asks
+// again while their request is pending gets a new confirmation only once the
+// last request is this old. Sooner it is the same request (a double tap, a
+// reloaded page, an app retrying) and the confirmation on its way answers
+// it. A request after leaving is always new.
+const ConfirmationInterval = time.Minute
+
 // QueueOptIn is the River queue for confirmations, apart from campaigns so a
 // huge broadcast never delays someone waiting for their confirmation.
 const QueueOptIn = "optin"
@@ -216,23 +223,23 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest, client Cl
 		if err != nil {
 			return err
 		}
-		status, changed, err := subscribers.Request(ctx, tx, list, sub.ID)
+		asked, err := subscribers.Request(ctx, tx, list, sub.ID, ConfirmationInterval)
 		if err != nil {
 			return err
 		}
-		res.SubscriberID, res.DeviceID, res.Status = sub.ID, dev.ID, status
-		if !changed {
+		res.SubscriberID, res.DeviceID, res.Status = sub.ID, dev.ID, asked.Status
+		if !asked.Changed {
 			return nil
 		}
 		if err := subscribers.RecordConsent(ctx, tx, sub.ID, subscribers.ActionOptInRequest, ev, version, list.ID); err != nil {
 			return err
 		}
-		if status == subscribers.StatusConfirmed {
+		if asked.Status == subscribers.StatusConfirmed {
 			return subscribers.RecordConsent(ctx, tx, sub.ID, subscribers.ActionConfirm, ev, version, list.ID)
 		}
-		jobs := []river.InsertManyParams{{Args: SendConfirmationArgs{SubscriberID: sub.ID, ListID: list.ID, DeviceID: dev.ID}}}
+		jobs := []river.InsertManyParams{{Args: SendConfirmationArgs{SubscriberID: sub.ID, ListID: list.ID, DeviceID: dev.ID, RequestedAt: asked.PendingAt}}}
 		if sub.Email != nil && s.mailer != nil {
-			jobs = append(jobs, river.InsertManyParams{Args: SendConfirmationEmailArgs{SubscriberID: sub.ID, ListID: list.ID}})
+			jobs = append(jobs, river.InsertManyParams{Args: SendConfirmationEmailArgs{SubscriberID: sub.ID, ListID: list.ID, RequestedAt: asked.PendingAt}})
 		}
 		if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
 			return fmt.Errorf("optin: insert confirmation job: %w", err)
@@ -319,6 +326,8 @@ func (s *Service) anonymousSubscriber(ctx context.Context, tx pgx.Tx, appID int6
 		sub, err = subscribers.Update(ctx, tx, existing, profile)
 	case errors.Is(err, pgx.ErrNoRows):
 		sub, err = subscribers.Create(ctx, tx, profile)
+	default:
+		err = fmt.Errorf("optin: find the device's subscriber: %w", err)
 	}
 	if err != nil {
 		return nil, "", err
@@ -356,5 +365,8 @@ func (s *Service) Identify(ctx context.Context, id Identity) (int64, error) {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, subscribers.ErrNotFound
 	}
-	return subID, err
+	if err != nil {
+		return 0, fmt.Errorf("optin: identify: %w", err)
+	}
+	return subID, nil
 }

@@ -28,6 +28,11 @@ import (
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
+var testSecret = []byte("optin-test-secret-optin-test-secret-!!")
+
+var testConfig = optin.Config{PublicURL: "http://herald.test", Secret: testSecret, ConfirmTokenTTL: time.Hour,
+	UnsubscribeTokenTTL: time.Hour, SubscriberTokenTTL: time.Hour, PendingPurgeAfter: 7 * 24 * time.Hour}
+
 type testBundle struct {
 	svc  *optin.Service
 	smtp *smtpServer
@@ -36,7 +41,7 @@ type testBundle struct {
 	list *subscribers.List
 }
 
-func setup(t *testing.T) *testBundle {
+func setupService(t *testing.T) *testBundle {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
@@ -46,8 +51,7 @@ func setup(t *testing.T) *testBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
-	secret := []byte("optin-test-secret-optin-test-secret-!!")
-	store := apps.NewStore(secret)
+	store := apps.NewStore(testSecret)
 	suffix := time.Now().Format("150405.000000")
 	slug := "app-" + strings.ReplaceAll(suffix, ".", "")
 	app, err := store.Create(ctx, pool, slug, "App", "mailto:ops@example.com")
@@ -60,8 +64,7 @@ func setup(t *testing.T) *testBundle {
 	smtp := startSMTP(t)
 	mailer := &optin.SMTPMailer{Addr: smtp.addr, From: "herald@example.com"}
 	svc := optin.NewService(pool, store, apps.NewSenders(pool, store, delivery.Options{RootCAs: sim.CertPool()}, logger), mailer,
-		optin.Config{PublicURL: "http://herald.test", Secret: secret, ConfirmTokenTTL: time.Hour,
-			UnsubscribeTokenTTL: time.Hour, SubscriberTokenTTL: time.Hour, PendingPurgeAfter: 7 * 24 * time.Hour}, logger)
+		testConfig, logger)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: logger}) // insert only
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +80,7 @@ func setup(t *testing.T) *testBundle {
 
 func TestSubscribeWithEmailSendsPushAndEmailConfirmations(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setupService(t)
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
 	res, err := b.svc.Subscribe(ctx, optin.SubscribeRequest{
@@ -123,7 +126,7 @@ func TestSubscribeWithEmailSendsPushAndEmailConfirmations(t *testing.T) {
 
 func TestPurgeRemovesStalePendingMemberships(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setupService(t)
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
 	res, err := b.svc.Subscribe(ctx, optin.SubscribeRequest{
@@ -149,8 +152,11 @@ func TestPurgeRemovesStalePendingMemberships(t *testing.T) {
 // smtpServer speaks enough SMTP (RFC 5321) for net/smtp to deliver to it.
 type smtpServer struct {
 	addr string
-	mu   sync.Mutex
-	msgs []smtpMessage
+	// hangUpOnQuit closes the connection at QUIT without the 221 reply, as
+	// servers and middleboxes in a hurry do.
+	hangUpOnQuit bool
+	mu           sync.Mutex
+	msgs         []smtpMessage
 }
 
 type smtpMessage struct{ from, to, data string }
@@ -170,13 +176,15 @@ func (s *smtpServer) count() int {
 	return len(s.msgs)
 }
 
-func startSMTP(t *testing.T) *smtpServer {
+func startSMTP(t *testing.T) *smtpServer { return startSMTPServer(t, &smtpServer{}) }
+
+func startSMTPServer(t *testing.T, s *smtpServer) *smtpServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	s := &smtpServer{addr: ln.Addr().String()}
+	s.addr = ln.Addr().String()
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -230,7 +238,9 @@ func (s *smtpServer) serve(conn net.Conn) {
 			s.mu.Unlock()
 			say("250 queued")
 		case cmd == "QUIT":
-			say("221 bye")
+			if !s.hangUpOnQuit {
+				say("221 bye")
+			}
 			return
 		default:
 			say("502 not implemented")

@@ -2,6 +2,7 @@ package optin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 
@@ -48,8 +49,12 @@ func (s *Service) InspectUnsubscribe(ctx context.Context, token string) (*Unsubs
 	}
 	u := &Unsubscription{SubscriberID: c.subscriberID}
 	if c.listID != 0 {
-		if u.List, err = subscribers.GetListByID(ctx, s.pool, c.listID); err != nil {
-			return nil, ErrTokenInvalid
+		u.List, err = subscribers.GetListByID(ctx, s.pool, c.listID)
+		if errors.Is(err, subscribers.ErrNotFound) {
+			return nil, ErrTokenInvalid // the list was deleted, and its memberships with it
+		}
+		if err != nil {
+			return nil, fmt.Errorf("optin: unsubscribe link: %w", err)
 		}
 	}
 	return u, nil

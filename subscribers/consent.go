@@ -4,10 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-im/herald/invalid"
 )
+
+// maxUserAgentBytes bounds the user agent a consent record keeps.
+const maxUserAgentBytes = 512
 
 // ConsentAction is what a consent record proves.
 type ConsentAction string
@@ -64,10 +70,9 @@ func RecordConsent(ctx context.Context, db DB, subscriberID int64, action Consen
 	}
 	var ua *string
 	if ev.UserAgent != "" {
-		s := ev.UserAgent
-		if len(s) > 512 {
-			s = s[:512]
-		}
+		// Whatever a client sent must not fail the consent change with it:
+		// PostgreSQL refuses NUL and invalid UTF-8 in text.
+		s := invalid.Truncate(strings.ReplaceAll(ev.UserAgent, "\x00", "\uFFFD"), maxUserAgentBytes)
 		ua = &s
 	}
 	var version *int

@@ -3,6 +3,7 @@ package subscribers
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -123,7 +124,7 @@ func RegisterDevice(ctx context.Context, db DB, subscriberID, appID int64, p Dev
 // GetDevice returns a device by id.
 func GetDevice(ctx context.Context, db DB, id int64) (*Device, error) {
 	d, err := scanDevice(db.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = $1`, id))
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {

@@ -83,7 +83,7 @@ func CreateImport(ctx context.Context, tx pgx.Tx, filename string, body io.Reade
 	}
 	var imp Import
 	if err := tx.QueryRow(ctx, `INSERT INTO imports (filename) VALUES ($1) RETURNING id, status, filename, created_at`,
-		truncate(filename, 255)).Scan(&imp.ID, &imp.Status, &imp.Filename, &imp.CreatedAt); err != nil {
+		invalid.Truncate(filename, 255)).Scan(&imp.ID, &imp.Status, &imp.Filename, &imp.CreatedAt); err != nil {
 		return nil, fmt.Errorf("subscribers: create import: %w", err)
 	}
 	buf := make([]byte, chunkSize)
@@ -193,15 +193,20 @@ func (w *ImportWorker) Timeout(*river.Job[ImportArgs]) time.Duration { return 30
 
 // Work implements river.Worker.
 func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) error {
-	res, err := RunImport(ctx, w.Pool, job.Args.ImportID)
+	res, err := runImport(ctx, w.Pool, w.Logger, job.Args.ImportID)
 	if err != nil {
 		status := "queued"
 		if job.Attempt >= job.MaxAttempts {
 			status = "failed"
 		}
-		msg := err.Error()
-		w.Pool.Exec(context.WithoutCancel(ctx), `UPDATE imports SET status = $2, error = $3 WHERE id = $1`,
-			job.Args.ImportID, status, msg)
+		// A finished import stays finished whatever went wrong after it.
+		if _, uerr := w.Pool.Exec(context.WithoutCancel(ctx), `UPDATE imports SET status = $2, error = $3
+			WHERE id = $1 AND status <> 'finished'`, job.Args.ImportID, status, err.Error()); uerr != nil {
+			// The job's error below is what River retries on; the import
+			// only shows a stale status until the next attempt records its own.
+			w.Logger.Error("import failure not recorded on the import", "import_id", job.Args.ImportID,
+				"import_error", err, "error", uerr)
+		}
 		return err
 	}
 	w.Logger.Info("import finished", "import_id", res.ID, "rows_imported", res.RowsImported, "rows_failed", res.RowsFailed)
@@ -209,8 +214,14 @@ func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 }
 
 // RunImport parses, validates and merges an import in one transaction: a
-// crash or error leaves nothing half-written, and the job is retried.
+// crash or error leaves nothing half-written, and the job is retried. It
+// logs what it can carry on without to slog's default logger; ImportWorker
+// logs to its own.
 func RunImport(ctx context.Context, pool *pgxpool.Pool, importID int64) (*Import, error) {
+	return runImport(ctx, pool, slog.Default(), importID)
+}
+
+func runImport(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, importID int64) (*Import, error) {
 	if _, err := pool.Exec(ctx, `UPDATE imports SET status = 'running', started_at = now(), rows_read = 0
 		WHERE id = $1 AND status IN ('queued', 'running')`, importID); err != nil {
 		return nil, fmt.Errorf("subscribers: start import: %w", err)
@@ -248,7 +259,11 @@ func RunImport(ctx context.Context, pool *pgxpool.Pool, importID int64) (*Import
 		return nil, err
 	}
 	p := &rowParser{lists: listIDs, progress: func(n int64) {
-		pool.Exec(ctx, `UPDATE imports SET rows_read = $2 WHERE id = $1`, importID, n)
+		// Progress is for people watching; the import itself does not
+		// depend on it, and the finished import records the final count.
+		if _, err := pool.Exec(ctx, `UPDATE imports SET rows_read = $2 WHERE id = $1`, importID, n); err != nil {
+			logger.Warn("import progress not recorded", "import_id", importID, "rows_read", n, "error", err)
+		}
 	}}
 	src := &chunkReader{ctx: ctx, pool: pool, importID: importID}
 	if err := p.start(src); err != nil {
@@ -269,7 +284,10 @@ func RunImport(ctx context.Context, pool *pgxpool.Pool, importID int64) (*Import
 			return nil, fmt.Errorf("subscribers: import merge: %w", err)
 		}
 	}
-	rowErrors, _ := json.Marshal(p.errors)
+	rowErrors, err := json.Marshal(p.errors)
+	if err != nil {
+		return nil, fmt.Errorf("subscribers: encode row errors: %w", err)
+	}
 	if _, err := tx.Exec(ctx, `UPDATE imports SET status = 'finished', finished_at = now(), error = NULL,
 		rows_read = $2, rows_imported = $3, rows_failed = $4, row_errors = $5 WHERE id = $1`,
 		importID, p.read, copied, p.failed, rowErrors); err != nil {
@@ -284,8 +302,11 @@ func RunImport(ctx context.Context, pool *pgxpool.Pool, importID int64) (*Import
 	// A large import changes the tables' sizes faster than autovacuum
 	// notices; campaigns right after it should be planned for the new sizes.
 	if copied > 10_000 {
+		// The import is committed: failing the job now would mark a
+		// finished import failed. Until autovacuum analyzes, campaigns are
+		// only planned for the old sizes.
 		if _, err := pool.Exec(ctx, `ANALYZE subscribers, memberships`); err != nil {
-			return nil, fmt.Errorf("subscribers: analyze after import: %w", err)
+			logger.Warn("statistics not refreshed after import", "import_id", importID, "error", err)
 		}
 	}
 	return GetImport(ctx, pool, importID)
@@ -369,7 +390,10 @@ func listIDsBySlug(ctx context.Context, db DB) (map[string]int64, error) {
 		}
 		out[slug] = id
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("subscribers: import lists: %w", err)
+	}
+	return out, nil
 }
 
 // chunkReader streams an upload's chunks in order, one query per MiB.
@@ -401,11 +425,4 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	n := copy(p, c.buf)
 	c.buf = c.buf[n:]
 	return n, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

@@ -154,3 +154,22 @@ func TestCreateImportRejectsBadHeaders(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestCreateImport(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("LongFilenameIsCutBetweenCharacters", func(t *testing.T) {
+		t.Parallel()
+		tx := dbtest.Tx(t)
+		// 255 characters pass the API's check, but are more than 255 bytes.
+		name := strings.Repeat("ü", 200) + ".csv"
+		imp, err := subscribers.CreateImport(ctx, tx, name, strings.NewReader("email\nada@example.com\n"), 1<<20)
+		if err != nil {
+			t.Fatalf("import with a %d-byte filename: %v", len(name), err)
+		}
+		if want := strings.Repeat("ü", 127); imp.Filename != want {
+			t.Fatalf("stored filename %q (%d bytes), want %d bytes", imp.Filename, len(imp.Filename), len(want))
+		}
+	})
+}

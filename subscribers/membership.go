@@ -2,6 +2,7 @@ package subscribers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,31 +32,59 @@ type Membership struct {
 	UnsubscribedAt *time.Time       `json:"unsubscribed_at"`
 }
 
+// Requested is what Request did.
+type Requested struct {
+	// Status is the membership's status after the call.
+	Status MembershipStatus
+	// Changed says the call made a new request (or, for single opt-in, a
+	// confirmation): the caller records consent and, when pending, sends a
+	// confirmation for it.
+	Changed bool
+	// PendingAt names the pending request: when it was made. A confirmation
+	// is for one request.
+	PendingAt time.Time
+}
+
 // Request asks for a membership: with double opt-in it becomes pending (and
 // the caller sends a confirmation), with single opt-in confirmed. A confirmed
-// membership stays confirmed. It returns the status after the call and
-// whether it changed.
-func Request(ctx context.Context, db DB, list *List, subscriberID int64) (MembershipStatus, bool, error) {
+// membership stays confirmed. A membership that has been pending for less
+// than repeatAfter is left as it is: asking again so soon is the same
+// request (a double tap, a reloaded page, an app retrying), not a new one.
+func Request(ctx context.Context, db DB, list *List, subscriberID int64, repeatAfter time.Duration) (Requested, error) {
 	target := StatusPending
 	if list.OptIn == "single" {
 		target = StatusConfirmed
 	}
-	var status MembershipStatus
-	var changed bool
+	var r Requested
+	var pendingAt *time.Time
+	// ON CONFLICT locks the existing row even when its WHERE leaves it
+	// alone, so a concurrent second request waits for the first and then
+	// sees it as recent.
 	err := db.QueryRow(ctx, `INSERT INTO memberships (list_id, subscriber_id, status, pending_at, confirmed_at)
 		VALUES ($1, $2, $3, CASE WHEN $3 = 'pending' THEN now() END, CASE WHEN $3 = 'confirmed' THEN now() END)
 		ON CONFLICT (list_id, subscriber_id) DO UPDATE SET
 			status = EXCLUDED.status, pending_at = EXCLUDED.pending_at,
 			confirmed_at = EXCLUDED.confirmed_at, unsubscribed_at = NULL, updated_at = now()
-		WHERE memberships.status <> 'confirmed'
-		RETURNING status, true`, list.ID, subscriberID, target).Scan(&status, &changed)
-	if err == pgx.ErrNoRows {
-		return StatusConfirmed, false, nil // already confirmed
+		WHERE memberships.status = 'unsubscribed'
+			OR (memberships.status = 'pending' AND (EXCLUDED.status = 'confirmed' OR memberships.pending_at IS NULL
+				OR memberships.pending_at <= now() - $4::interval))
+		RETURNING status, pending_at`, list.ID, subscriberID, target, repeatAfter).Scan(&r.Status, &pendingAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Left alone: confirmed already, or pending since moments ago.
+		err = db.QueryRow(ctx, `SELECT status, pending_at FROM memberships WHERE list_id = $1 AND subscriber_id = $2`,
+			list.ID, subscriberID).Scan(&r.Status, &pendingAt)
+		if err != nil {
+			return Requested{}, fmt.Errorf("subscribers: request membership: %w", err)
+		}
+	} else if err != nil {
+		return Requested{}, fmt.Errorf("subscribers: request membership: %w", err)
+	} else {
+		r.Changed = true
 	}
-	if err != nil {
-		return "", false, fmt.Errorf("subscribers: request membership: %w", err)
+	if pendingAt != nil {
+		r.PendingAt = *pendingAt
 	}
-	return status, changed, nil
+	return r, nil
 }
 
 // Confirm turns a pending membership into a confirmed one. It reports false
@@ -123,7 +152,7 @@ func Memberships(ctx context.Context, db DB, subscriberID int64) ([]Membership, 
 func MembershipStatusOf(ctx context.Context, db DB, listID, subscriberID int64) (MembershipStatus, error) {
 	var s MembershipStatus
 	err := db.QueryRow(ctx, `SELECT status FROM memberships WHERE list_id = $1 AND subscriber_id = $2`, listID, subscriberID).Scan(&s)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ErrNotFound
 	}
 	if err != nil {

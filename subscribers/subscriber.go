@@ -150,7 +150,7 @@ func UpsertByExternalID(ctx context.Context, db DB, externalID string, p Subscri
 		RETURNING `+subscriberColumns,
 		externalID, emptyToNil(p.Email), p.Locale, p.Timezone, attrs))
 	if err != nil {
-		return nil, fmt.Errorf("subscribers: upsert %w", err)
+		return nil, fmt.Errorf("subscribers: upsert: %w", err)
 	}
 	return s, nil
 }

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"errors"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/herald-im/herald/campaigns"
@@ -170,8 +172,11 @@ func (s *Server) campaignDeliveries(c *fiber.Ctx) error {
 // click counts a notification tap and redirects to the campaign's URL.
 func (s *Server) click(c *fiber.Ctx) error {
 	target, err := s.Campaigns.Click(c.UserContext(), c.Params("token"))
-	if err != nil {
+	if errors.Is(err, campaigns.ErrBadToken) || errors.Is(err, campaigns.ErrNotFound) {
 		return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Not found", Heading: "This link is not valid"})
+	}
+	if err != nil {
+		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Redirect(target, fiber.StatusFound)
@@ -185,8 +190,12 @@ func (s *Server) campaignActionTap(c *fiber.Ctx) error {
 	if err := s.decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if err := s.Campaigns.RecordAction(c.UserContext(), req.Token, req.Action); err != nil {
+	err := s.Campaigns.RecordAction(c.UserContext(), req.Token, req.Action)
+	if errors.Is(err, campaigns.ErrBadToken) || errors.Is(err, campaigns.ErrNotFound) {
 		return invalid.Field("token", "is not a campaign action token with that action")
+	}
+	if err != nil {
+		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }

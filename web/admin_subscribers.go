@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -49,8 +50,11 @@ func (s *Server) listSubscribers(c *fiber.Ctx) error {
 	}
 	if slug := c.Query("list"); slug != "" {
 		l, err := subscribers.GetList(c.UserContext(), s.Pool, slug)
-		if err != nil {
+		if errors.Is(err, subscribers.ErrNotFound) {
 			return invalid.Field("list", "no such list")
+		}
+		if err != nil {
+			return err
 		}
 		f.ListID = l.ID
 	} else if f.Status != "" {
@@ -127,12 +131,18 @@ func (s *Server) exportSubscriber(c *fiber.Ctx) error {
 	var export struct {
 		*subscribers.Export
 		Conversations []conversations.Conversation `json:"conversations"`
+		// CampaignReplies are the quick-reply buttons pressed, which
+		// outlive the conversations the replies landed in.
+		CampaignReplies []conversations.CampaignReply `json:"campaign_replies"`
 	}
 	err = pgx.BeginTxFunc(ctx, s.Pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if export.Export, err = subscribers.ExportData(ctx, tx, id); err != nil {
 			return err
 		}
-		export.Conversations, err = conversations.OfSubscriber(ctx, tx, id)
+		if export.Conversations, err = conversations.OfSubscriber(ctx, tx, id); err != nil {
+			return err
+		}
+		export.CampaignReplies, err = conversations.CampaignReplies(ctx, tx, id)
 		return err
 	})
 	if err != nil {

@@ -207,6 +207,12 @@ func (r *response) json(t *testing.T) map[string]any {
 // do sends a request through the fiber app, as the network would.
 func (b *testBundle) do(method, path, key, contentType string, body []byte) *response {
 	b.t.Helper()
+	return b.doOn(b.app, method, path, key, contentType, body)
+}
+
+// doOn sends a request through another instance of the fiber app.
+func (b *testBundle) doOn(app *fiber.App, method, path, key, contentType string, body []byte) *response {
+	b.t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -216,7 +222,7 @@ func (b *testBundle) do(method, path, key, contentType string, body []byte) *res
 	}
 	req.Header.Set("User-Agent", "herald-test/1.0")
 	req.Header.Set("X-Forwarded-For", "198.51.100.23")
-	resp, err := b.app.Test(req, 30_000)
+	resp, err := app.Test(req, 30_000)
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"errors"
+	"fmt"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -31,7 +32,7 @@ type pageData struct {
 func (s *Server) render(c *fiber.Ctx, status int, name string, d pageData) error {
 	var buf bytes.Buffer
 	if err := s.pages.ExecuteTemplate(&buf, name, d); err != nil {
-		return err
+		return fmt.Errorf("web: render %s: %w", name, err)
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -68,8 +69,11 @@ func (s *Server) optInPage(c *fiber.Ctx) error {
 	}
 	slug := c.Query("app", apps.DefaultSlug)
 	app, err := apps.Get(ctx, s.Pool, slug)
-	if err != nil {
+	if errors.Is(err, apps.ErrNotFound) {
 		return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Not found", Heading: "There is no such app"})
+	}
+	if err != nil {
+		return err
 	}
 	return s.render(c, fiber.StatusOK, "optin.html", pageData{Title: list.Name, List: list, App: app.Slug, VAPIDKey: app.VAPIDPublicKey})
 }
@@ -148,8 +152,11 @@ func (s *Server) preferencesSubmit(c *fiber.Ctx) error {
 	var listID int64
 	if slug := c.FormValue("list"); slug != "" {
 		l, err := subscribers.GetList(ctx, s.Pool, slug)
-		if err != nil {
+		if errors.Is(err, subscribers.ErrNotFound) {
 			return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Not found", Heading: "There is no such list"})
+		}
+		if err != nil {
+			return err
 		}
 		listID = l.ID
 	}

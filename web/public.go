@@ -107,8 +107,11 @@ func (s *Server) publicUnsubscribe(c *fiber.Ctx) error {
 	var listID int64
 	if req.List != "" {
 		l, err := subscribers.GetList(c.UserContext(), s.Pool, req.List)
-		if err != nil {
+		if errors.Is(err, subscribers.ErrNotFound) {
 			return invalid.Field("list", "no such list")
+		}
+		if err != nil {
+			return err
 		}
 		listID = l.ID
 	}

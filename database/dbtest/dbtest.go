@@ -48,6 +48,8 @@ func URL() string {
 func Main(m *testing.M) {
 	code := m.Run()
 	if pool != nil {
+		// A schema left behind is dropped by a later run after a day, so
+		// the tests' result stands; say so rather than leave it silently.
 		if _, err := pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
 			fmt.Fprintf(os.Stderr, "dbtest: drop schema %s: %v\n", schema, err)
 		}
@@ -83,6 +85,38 @@ func Tx(t testing.TB) pgx.Tx {
 	return tx
 }
 
+// FailingPool returns a second pool on the package's schema in which every
+// statement whose SQL contains match fails before it is sent, with an error
+// that wraps context.Canceled: pgx runs it with a context that has already
+// ended. Other statements run normally, so a test can fail one database call
+// of many and check that the code under test returns that error instead of
+// hiding it.
+func FailingPool(t testing.TB, match string) *pgxpool.Pool {
+	t.Helper()
+	cfg := Pool(t).Config()
+	cfg.MaxConns = 4
+	cfg.ConnConfig.Tracer = failingTracer{match: match}
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("dbtest: failing pool: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+type failingTracer struct{ match string }
+
+func (f failingTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if !strings.Contains(data.SQL, f.match) {
+		return ctx
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	return ended
+}
+
+func (failingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
 func create() error {
 	ctx := context.Background()
 	if err := database.EnsureDatabase(ctx, URL()); err != nil {
@@ -94,7 +128,7 @@ func create() error {
 	}
 	defer admin.Close(ctx)
 	// Schemas left by killed runs are dropped after a day.
-	rows, err := admin.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'herald_t_%'`)
+	rows, err := admin.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'herald\_t\_%'`)
 	if err != nil {
 		return fmt.Errorf("list old schemas: %w", err)
 	}
@@ -104,9 +138,12 @@ func create() error {
 	}
 	for _, name := range old {
 		parts := strings.Split(name, "_")
+		if len(parts) < 3 {
+			continue
+		}
 		if ts, err := strconv.ParseInt(parts[2], 10, 64); err == nil && time.Since(time.Unix(ts, 0)) > 24*time.Hour {
-			// Another package's run may drop it at the same moment; a
-			// schema left now goes next time.
+			// Another package's run may be dropping it too; a leftover
+			// costs nothing but space, so this run goes on.
 			if _, err := admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
 				fmt.Fprintf(os.Stderr, "dbtest: drop old schema %s: %v\n", name, err)
 			}
