@@ -83,8 +83,13 @@ func (w *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 	if err != nil {
 		return err
 	}
+	if b.state == "done" {
+		// An earlier run closed the batch and then failed to finish the
+		// campaign; try again (the reconciler would, later).
+		return s.finishIfDone(ctx, a.CampaignID)
+	}
 	if b.state != "pending" || b.generation != a.Gen {
-		return nil // done, cancelled, parked, or a later generation owns it
+		return nil // cancelled, parked, or a later generation owns it
 	}
 	c, err := s.Get(ctx, a.CampaignID)
 	if err != nil {
@@ -106,10 +111,11 @@ func (w *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 		if wait > 10*time.Second {
 			return river.JobSnooze(wait)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := s.sleep(ctx, wait); err != nil {
+			return err
+		}
+		if s.isDraining() {
+			return river.JobSnooze(0)
 		}
 	}
 	// Whatever an earlier run of this batch claimed and did not record was

@@ -46,8 +46,11 @@ type Message struct {
 // counts it once. Call it in the transaction that counts the reply.
 func Reply(ctx context.Context, db DB, subscriberID, appID, campaignID int64, action, body string) (conversationID int64, added bool, err error) {
 	// The row is the reply's idempotency key; a concurrent second post waits
-	// on it and then finds it taken.
-	tag, err := db.Exec(ctx, `INSERT INTO campaign_replies (campaign_id, subscriber_id, action) VALUES ($1, $2, $3)
+	// on it and then finds it taken. A person who was erased (or blocked)
+	// may still tap an old notification: their reply is dropped, so that
+	// erasure stays erasure.
+	tag, err := db.Exec(ctx, `INSERT INTO campaign_replies (campaign_id, subscriber_id, action)
+		SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM subscribers WHERE id = $2 AND state = 'active')
 		ON CONFLICT DO NOTHING`, campaignID, subscriberID, action)
 	if err != nil {
 		return 0, false, fmt.Errorf("conversations: record reply: %w", err)

@@ -70,6 +70,21 @@ func TestReply(t *testing.T) {
 		}
 	})
 
+	t.Run("AnErasedPersonsReplyIsDropped", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		if err := subscribers.Erase(ctx, b.tx, b.sub.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, added, err := conversations.Reply(ctx, b.tx, b.sub.ID, b.appID, b.campaignID, "a0", "Yes please")
+		if err != nil || added {
+			t.Fatalf("added %v, %v; an erased person's reply must not land", added, err)
+		}
+		if m := messages(t, b); len(m) != 0 {
+			t.Fatalf("messages %+v after erasure", m)
+		}
+	})
+
 	t.Run("EachButtonAndCampaignLands", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
