@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -30,9 +31,10 @@ type APNsCredentials struct {
 type apnsSender struct {
 	production, sandbox *apns2.Client
 	topic               string
+	timeout             time.Duration // per request; apns2's own 60 s is a backstop
 }
 
-func newAPNsSender(c *APNsCredentials, roots *x509.CertPool) (*apnsSender, error) {
+func newAPNsSender(c *APNsCredentials, roots *x509.CertPool, timeout time.Duration) (*apnsSender, error) {
 	key, err := token.AuthKeyFromBytes([]byte(c.KeyP8))
 	if err != nil {
 		return nil, fmt.Errorf("delivery: apns key: %w", err)
@@ -50,16 +52,27 @@ func newAPNsSender(c *APNsCredentials, roots *x509.CertPool) (*apnsSender, error
 			// the server's stream limit (StrictMaxConcurrentStreams is off).
 			t.TLSClientConfig = &tls.Config{RootCAs: roots}
 			t.ReadIdleTimeout = 30 * time.Second
+			// apns2's DialTLS ignores the request's context: a caller who
+			// cancels would wait out a hanging connect (TLSDialTimeout).
+			t.DialTLS = nil
+			t.DialTLSContext = dialTLSContext
 		}
 		return client
 	}
-	s := &apnsSender{topic: c.Topic}
+	s := &apnsSender{topic: c.Topic, timeout: timeout}
 	if c.Endpoint != "" {
 		s.production, s.sandbox = mk(c.Endpoint), mk(strings.TrimRight(c.Endpoint, "/")+"/sandbox")
 	} else {
 		s.production, s.sandbox = mk(apns2.HostProduction), mk(apns2.HostDevelopment)
 	}
 	return s, nil
+}
+
+// dialTLSContext is apns2.DialTLS (same timeout and keep-alive) that stops
+// when ctx ends.
+func dialTLSContext(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: apns2.TLSDialTimeout, KeepAlive: apns2.TCPKeepAlive}, Config: cfg}
+	return d.DialContext(ctx, network, addr)
 }
 
 // RenderAPNs is the JSON payload sent to APNs for m.
@@ -122,6 +135,13 @@ func (s *apnsSender) send(ctx context.Context, body []byte, m *Message, d *Devic
 	if out.Class == ClassDeviceGone && out.Reason == apns2.ReasonBadDeviceToken {
 		// A token registered with the wrong environment looks bad to the
 		// other host; only when both say so is it really gone.
+		if ctx.Err() != nil {
+			// No request starts after the context ended. The first host
+			// refused the message, so no provider holds it.
+			out.Class = ClassNotSent
+			out.Reason = "not sent: " + apns2.ReasonBadDeviceToken + " and the other environment was not tried: " + transportCause(ctx, ctx, ctx.Err())
+			return out
+		}
 		if again := s.push(ctx, other, n, d); again.Class != ClassDeviceGone || again.Reason != apns2.ReasonBadDeviceToken {
 			again.Reason = strings.TrimSpace(again.Reason + " (environment mismatch)")
 			return again
@@ -132,9 +152,13 @@ func (s *apnsSender) send(ctx context.Context, body []byte, m *Message, d *Devic
 
 func (s *apnsSender) push(ctx context.Context, client *apns2.Client, n *apns2.Notification, d *Device) Outcome {
 	out := Outcome{DeviceID: d.ID, Platform: PlatformAPNs}
-	res, err := client.PushWithContext(ctx, n)
+	reqCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	reqCtx, trace := withSendTrace(reqCtx)
+	res, err := client.PushWithContext(reqCtx, n)
 	if err != nil {
-		out.Class, out.Reason = ClassRetryable, networkReason(err)
+		// No status: apns2 returns a response for every HTTP answer.
+		out.Class, out.Reason = trace.transportClass(ctx, reqCtx, err, false)
 		return out
 	}
 	out.StatusCode, out.Reason = res.StatusCode, res.Reason

@@ -28,10 +28,11 @@ type FCMCredentials struct {
 }
 
 type fcmSender struct {
-	client *messaging.Client
+	client  *messaging.Client
+	timeout time.Duration // per Send, the SDK's retries included
 }
 
-func newFCMSender(ctx context.Context, c *FCMCredentials, roots *x509.CertPool, transport http.RoundTripper) (*fcmSender, error) {
+func newFCMSender(ctx context.Context, c *FCMCredentials, roots *x509.CertPool, transport http.RoundTripper, timeout time.Duration) (*fcmSender, error) {
 	if c.ProjectID == "" {
 		return nil, errors.New("delivery: fcm credentials need project_id")
 	}
@@ -61,7 +62,7 @@ func newFCMSender(ctx context.Context, c *FCMCredentials, roots *x509.CertPool, 
 	if err != nil {
 		return nil, fmt.Errorf("delivery: firebase messaging: %w", err)
 	}
-	return &fcmSender{client: client}, nil
+	return &fcmSender{client: client, timeout: timeout}, nil
 }
 
 // RenderFCM is the FCM message for m without a token; send copies it per device.
@@ -103,12 +104,20 @@ func (s *fcmSender) send(ctx context.Context, tmpl *messaging.Message, d *Device
 	msg := *tmpl
 	msg.Token = d.Token
 	out := Outcome{DeviceID: d.ID, Platform: PlatformFCM}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	reqCtx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	id, err := s.client.Send(ctx, &msg)
+	reqCtx, trace := withSendTrace(reqCtx)
+	id, err := s.client.Send(reqCtx, &msg)
 	switch {
 	case err == nil:
 		out.Class, out.ProviderID = ClassDelivered, id
+		return out
+	case errorutils.HTTPResponse(err) == nil:
+		// No HTTP status: a network error, a timeout or a cancel, perhaps
+		// after the SDK resent the request (it does after network errors
+		// and 503), so every attempt counts.
+		out.Class, out.Reason = trace.transportClass(ctx, reqCtx, err, true)
+		return out
 	case messaging.IsUnregistered(err), messaging.IsSenderIDMismatch(err):
 		out.Class = ClassDeviceGone
 	case messaging.IsInvalidArgument(err) && strings.Contains(strings.ToLower(err.Error()), "token"):
@@ -120,11 +129,9 @@ func (s *fcmSender) send(ctx context.Context, tmpl *messaging.Message, d *Device
 		out.Class, out.RetryAfter = ClassThrottled, time.Minute
 	case messaging.IsThirdPartyAuthError(err), errorutils.IsUnauthenticated(err), errorutils.IsPermissionDenied(err):
 		out.Class = ClassConfigError
-	default: // 500, 503 after the SDK's retries, network errors, timeouts
+	default: // 500, or 503 after the SDK's retries
 		out.Class = ClassRetryable
 	}
-	if err != nil {
-		out.Reason = err.Error()
-	}
+	out.Reason = err.Error()
 	return out
 }

@@ -12,6 +12,7 @@ import (
 type SendOptions struct {
 	// MaxAttempts bounds how often a device is tried within this call; 0 or
 	// 1 means once, leaving retries to the caller (a River job's own retry).
+	// Only ClassRetryable and ClassThrottled outcomes are tried again.
 	MaxAttempts int
 	// Backoff is the wait before attempt n (n >= 2); nil means
 	// DefaultBackoff. A provider's Retry-After wins when it is longer.
@@ -29,9 +30,12 @@ func DefaultBackoff(attempt int) time.Duration {
 	return time.Duration(rand.Int64N(int64(d)) + 1)
 }
 
-// SendWith is Send with options. Devices whose outcome is retryable or
-// throttled are sent again, up to MaxAttempts, after a backoff; a device a
-// provider accepted is never sent again.
+// SendWith is Send with options. Devices whose outcome is ClassRetryable or
+// ClassThrottled are sent again, up to MaxAttempts, after a backoff; no other
+// class is. In particular a device a provider accepted (ClassDelivered) or
+// may have accepted (ClassUnknown) is never sent again, nor is one left
+// ClassNotSent (its context has ended, so nothing more is sent; the caller
+// may send it later). Retries stop when ctx ends.
 func (s *Sender) SendWith(ctx context.Context, m *Message, devices []Device, opts SendOptions) []Outcome {
 	outcomes := s.send(ctx, m, devices, opts.Limiter)
 	backoff := opts.Backoff
@@ -42,6 +46,8 @@ func (s *Sender) SendWith(ctx context.Context, m *Message, devices []Device, opt
 		var again []int
 		var wait time.Duration
 		for i, o := range outcomes {
+			// Only classes where the provider does not have the message;
+			// never ClassUnknown (it may) or ClassNotSent (ctx has ended).
 			if o.Class == ClassRetryable || o.Class == ClassThrottled {
 				again = append(again, i)
 				wait = max(wait, o.RetryAfter)

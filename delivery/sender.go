@@ -47,6 +47,22 @@ const DefaultFCMRate = 600_000.0 / 60
 
 // Sender delivers to one app's devices. It holds long-lived provider clients
 // and is safe for concurrent use; build one per app and credential set.
+//
+// Every device gets exactly one Outcome, whose Class tells the caller what the
+// provider may hold:
+//   - An HTTP answer is classed by its status and reason: ClassDelivered,
+//     ClassDeviceGone, ClassRejected, ClassThrottled, ClassConfigError, or
+//     ClassRetryable for a 5xx (the provider said it did not take it).
+//   - A send that ends with no answer is classed by what was written, which
+//     each request follows with net/http/httptrace: ClassUnknown if a request
+//     was written whole and no response came (the provider may have it),
+//     ClassNotSent if the caller's context ended before any was written whole,
+//     ClassRetryable otherwise (no request the provider may have taken: a
+//     refused connection, DNS, TLS, the per-request timeout before writing, a
+//     stream the server refused).
+//   - A device whose turn comes after the caller's context ended, or whose
+//     wait for a rate limit or an in-flight slot ends because it did, is
+//     ClassNotSent without a request being started.
 type Sender struct {
 	apns        *apnsSender
 	fcm         *fcmSender
@@ -55,22 +71,26 @@ type Sender struct {
 	logger      *slog.Logger
 	limiters    map[Platform]*rate.Limiter
 	inflight    map[Platform]chan struct{}
+	// requestTimeout bounds each provider request; see defaultRequestTimeout.
+	requestTimeout time.Duration
 	// broken holds, per platform, the reason credentials were refused: once a
 	// provider rejects them, sending stops instead of burning the audience.
 	broken sync.Map // Platform -> string
 }
 
-// requestTimeout bounds one provider request. It is a context deadline
-// rather than http.Client.Timeout, which costs a timer and a goroutine per
-// request in net/http.
-const requestTimeout = 30 * time.Second
+// defaultRequestTimeout bounds one provider request (for FCM, one Send with
+// the SDK's own retries). It is a context deadline rather than
+// http.Client.Timeout, which costs a timer and a goroutine per request in
+// net/http. When it ends a request that was written whole, the outcome is
+// ClassUnknown; before anything was written, ClassRetryable.
+const defaultRequestTimeout = 30 * time.Second
 
 // ErrConfig wraps credential problems found while building a Sender.
 var ErrConfig = errors.New("delivery: bad credentials")
 
 // NewSender builds provider clients for the configured platforms.
 func NewSender(ctx context.Context, creds Credentials, opts Options) (*Sender, error) {
-	s := &Sender{concurrency: opts.Concurrency, logger: opts.Logger}
+	s := &Sender{concurrency: opts.Concurrency, logger: opts.Logger, requestTimeout: defaultRequestTimeout}
 	if s.concurrency <= 0 {
 		s.concurrency = 128
 	}
@@ -98,7 +118,7 @@ func NewSender(ctx context.Context, creds Credentials, opts Options) (*Sender, e
 	}
 	var err error
 	if creds.APNs != nil {
-		if s.apns, err = newAPNsSender(creds.APNs, opts.RootCAs); err != nil {
+		if s.apns, err = newAPNsSender(creds.APNs, opts.RootCAs, s.requestTimeout); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
@@ -110,7 +130,7 @@ func NewSender(ctx context.Context, creds Credentials, opts Options) (*Sender, e
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 	}
 	if creds.FCM != nil {
-		if s.fcm, err = newFCMSender(ctx, creds.FCM, opts.RootCAs, transport); err != nil {
+		if s.fcm, err = newFCMSender(ctx, creds.FCM, opts.RootCAs, transport, s.requestTimeout); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
@@ -119,7 +139,7 @@ func NewSender(ctx context.Context, creds Credentials, opts Options) (*Sender, e
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
-		s.webpush = &webPushSender{signer: signer, client: &http.Client{Transport: transport}}
+		s.webpush = &webPushSender{signer: signer, client: &http.Client{Transport: transport}, timeout: s.requestTimeout}
 	}
 	return s, nil
 }
@@ -168,11 +188,16 @@ func (s *Sender) send(ctx context.Context, m *Message, devices []Device, stream 
 					outcomes[i] = Outcome{DeviceID: devices[i].ID, Platform: platform, Class: ClassConfigError, Reason: reason}
 					continue
 				}
+				// No request starts once the caller's context ended: the
+				// device is not sent, not failed.
 				if err := s.wait(ctx, platform, stream); err != nil {
-					outcomes[i] = Outcome{DeviceID: devices[i].ID, Platform: platform, Class: ClassRetryable, Reason: err.Error()}
+					outcomes[i] = Outcome{DeviceID: devices[i].ID, Platform: platform, Class: ClassNotSent, Reason: notSentReason(ctx, err)}
 					continue
 				}
-				slots <- struct{}{}
+				if err := acquire(ctx, slots); err != nil {
+					outcomes[i] = Outcome{DeviceID: devices[i].ID, Platform: platform, Class: ClassNotSent, Reason: notSentReason(ctx, err)}
+					continue
+				}
 				wg.Go(func() {
 					defer func() { <-slots }()
 					o := send(ctx, &devices[i])
@@ -191,8 +216,12 @@ func (s *Sender) send(ctx context.Context, m *Message, devices []Device, stream 
 	return outcomes
 }
 
-// wait takes a token from the provider's bucket and the stream's.
+// wait takes a token from the provider's bucket and the stream's. It fails
+// when ctx has ended or will end before a token comes.
 func (s *Sender) wait(ctx context.Context, p Platform, stream *rate.Limiter) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if l := s.limiters[p]; l != nil {
 		if err := l.Wait(ctx); err != nil {
 			return err
@@ -200,6 +229,21 @@ func (s *Sender) wait(ctx context.Context, p Platform, stream *rate.Limiter) err
 	}
 	if stream != nil {
 		return stream.Wait(ctx)
+	}
+	return nil
+}
+
+// acquire takes an in-flight slot unless ctx ends first.
+func acquire(ctx context.Context, slots chan struct{}) error {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		// Both were ready and select took the slot: give it back.
+		<-slots
+		return err
 	}
 	return nil
 }
@@ -241,11 +285,13 @@ func (s *Sender) prepare(p Platform, m *Message) (func(context.Context, *Device)
 	return nil, fmt.Errorf("unknown platform %q", p)
 }
 
-func networkReason(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "timeout"
+// notSentReason explains a device left unsent because of ctx or a rate
+// limiter's refusal (err).
+func notSentReason(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "not sent: " + transportCause(ctx, ctx, ctx.Err())
 	}
-	return err.Error()
+	return "not sent: " + err.Error()
 }
 
 func parseRetryAfter(v string) time.Duration {

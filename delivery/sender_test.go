@@ -20,7 +20,9 @@ type testBundle struct {
 	creds  delivery.Credentials
 }
 
-func setup(t *testing.T) *testBundle {
+// setup starts a simulator and a sender for it; mods adjust the sender's
+// credentials and options before it is built.
+func setup(t *testing.T, mods ...func(*delivery.Credentials, *delivery.Options)) *testBundle {
 	t.Helper()
 	sim, err := simulator.Start(simulator.Config{})
 	if err != nil {
@@ -28,7 +30,11 @@ func setup(t *testing.T) *testBundle {
 	}
 	t.Cleanup(sim.Close)
 	creds := simCredentials(t, sim)
-	sender, err := delivery.NewSender(context.Background(), creds, delivery.Options{RootCAs: sim.CertPool(), Concurrency: 16})
+	opts := delivery.Options{RootCAs: sim.CertPool(), Concurrency: 16}
+	for _, mod := range mods {
+		mod(&creds, &opts)
+	}
+	sender, err := delivery.NewSender(context.Background(), creds, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +132,9 @@ func TestSendClassifiesOutcomes(t *testing.T) {
 		{"fcm invalid token", delivery.Device{Platform: delivery.PlatformFCM, Token: "not a token"}, nil, delivery.ClassDeviceGone},
 		{"webpush gone", wpGone, &simulator.Fault{Status: 410, Reason: "gone"}, delivery.ClassDeviceGone},
 		{"webpush throttled", wpThrottled, &simulator.Fault{Status: 429, Reason: "slow down", RetryAfter: 7 * time.Second}, delivery.ClassThrottled},
-		{"webpush dropped connection", wpBroken, &simulator.Fault{Drop: true}, delivery.ClassRetryable},
+		// Drop reads the whole request before resetting the stream: the
+		// provider may have taken it, so it is not retryable.
+		{"webpush dropped connection", wpBroken, &simulator.Fault{Drop: true}, delivery.ClassUnknown},
 		{"webpush unknown subscription", delivery.Device{Platform: delivery.PlatformWebPush, Token: b.sim.URL + "/wp/nope", P256dh: wpGone.P256dh, Auth: wpGone.Auth}, nil, delivery.ClassDeviceGone},
 	}
 	for i, tt := range tests {

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"time"
 )
 
 // webPushPadTo pads plaintexts to a multiple of 64 bytes: enough to blur the
@@ -21,8 +22,9 @@ import (
 const webPushPadTo = 64
 
 type webPushSender struct {
-	signer *vapidSigner
-	client *http.Client
+	signer  *vapidSigner
+	client  *http.Client
+	timeout time.Duration // per request
 }
 
 // webPushPayload is the JSON the service worker receives (web/static/sw.js).
@@ -91,9 +93,10 @@ func (w *webPushSender) send(ctx context.Context, plaintext []byte, m *Message, 
 		out.Class, out.Reason = ClassConfigError, err.Error()
 		return out
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	reqCtx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Token, bytes.NewReader(body))
+	reqCtx, trace := withSendTrace(reqCtx)
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, d.Token, bytes.NewReader(body))
 	if err != nil {
 		out.Class, out.Reason = ClassDeviceGone, "endpoint is not a URL"
 		return out
@@ -112,7 +115,7 @@ func (w *webPushSender) send(ctx context.Context, plaintext []byte, m *Message, 
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {
-		out.Class, out.Reason = ClassRetryable, networkReason(err)
+		out.Class, out.Reason = trace.transportClass(ctx, reqCtx, err, false)
 		return out
 	}
 	reason, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

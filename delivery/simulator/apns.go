@@ -86,14 +86,15 @@ func (s *Server) apns(sandboxHost bool) http.HandlerFunc {
 			fail(http.StatusBadRequest, "PayloadEmpty")
 			return
 		}
-		if s.applyFault(w, s.takeFault("apns", token), func(f *Fault) { fail(f.Status, f.Reason) }) {
+		accept := func() { s.record("apns", token, body, r.Header.Clone()) }
+		if s.applyFault(w, r, s.takeFault("apns", token), func(f *Fault) { fail(f.Status, f.Reason) }, accept) {
 			return
 		}
 		id := r.Header.Get("apns-id")
 		if id == "" {
 			id = newUUID()
 		}
-		s.record("apns", token, body, r.Header.Clone())
+		accept()
 		w.Header().Set("apns-id", id)
 		w.WriteHeader(http.StatusOK)
 	}

@@ -76,14 +76,17 @@ func (s *Server) fcm(w http.ResponseWriter, r *http.Request) {
 		fcmError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token")
 		return
 	}
-	if s.applyFault(w, s.takeFault("fcm", m.Token), func(f *Fault) {
+	accept := func() {
+		if !req.ValidateOnly {
+			s.record("fcm", m.Token, body, r.Header.Clone())
+		}
+	}
+	if s.applyFault(w, r, s.takeFault("fcm", m.Token), func(f *Fault) {
 		fcmError(w, f.Status, fcmStatus(f.Status), f.Reason, "injected fault")
-	}) {
+	}, accept) {
 		return
 	}
-	if !req.ValidateOnly {
-		s.record("fcm", m.Token, body, r.Header.Clone())
-	}
+	accept()
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"name":"projects/%s/messages/%d"}`, s.FCMProject, s.total.Load())
 }

@@ -9,6 +9,7 @@
 package simulator
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -39,7 +40,10 @@ type Received struct {
 	At      time.Time
 }
 
-// Fault makes the simulator answer a device's requests with an error.
+// Fault makes the simulator answer a device's requests with an error, or
+// with no answer at all. Every fault takes effect after the whole request was
+// read and checked, as a provider's would: first Delay, then the first of
+// Drop, Cut, Hang and Status that is set.
 type Fault struct {
 	Status int
 	// Reason is the APNs reason, the FCM errorCode or a Web Push body.
@@ -47,8 +51,19 @@ type Fault struct {
 	RetryAfter time.Duration
 	// Delay holds the response back; with Status 0 the request then succeeds.
 	Delay time.Duration
-	// Drop closes the connection without an answer.
+	// Drop reads the whole request and then aborts it without an answer and
+	// without recording it: HTTP/2 resets the stream (INTERNAL_ERROR),
+	// HTTP/1.1 closes the connection.
 	Drop bool
+	// Cut reads the whole request, records it as received (a real provider
+	// may have accepted it) and then closes the TCP connection without an
+	// answer, as a dying load balancer would: over HTTP/2 every other stream
+	// on that connection fails too.
+	Cut bool
+	// Hang reads the whole request, records it as received and then never
+	// answers: the request is held until the client gives up (cancels, times
+	// out or closes the connection) or the simulator closes.
+	Hang bool
 	// Times limits the fault to the next n requests; 0 means always.
 	Times int
 }
@@ -81,7 +96,16 @@ type Server struct {
 	delivered atomic.Int64
 	conns     atomic.Int64
 	first     atomic.Int64 // unix nanoseconds of the first delivery since start or Reset
+	// arrived is closed and cleared when a message is recorded; WaitReceived
+	// makes it, so that recording costs nothing while no one waits.
+	arrived chan struct{}
+	// closing is closed by Close, releasing requests held by Hang.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
+
+// connKey is the request context key of the request's connection, for Cut.
+type connKey struct{}
 
 type apnsKey struct {
 	teamID string
@@ -121,7 +145,7 @@ func Start(cfg Config) (*Server, error) {
 		logger: cfg.Logger, now: cfg.Now,
 		received: map[string][]Received{}, apnsKeys: map[string]apnsKey{}, sandbox: map[string]bool{},
 		webpush: map[string]*subscription{}, faults: map[string]*Fault{}, random: map[string]randomFault{},
-		countOnly: cfg.CountOnly, secret: cfg.Secret,
+		countOnly: cfg.CountOnly, secret: cfg.Secret, closing: make(chan struct{}),
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -156,14 +180,20 @@ func Start(cfg Config) (*Server, error) {
 			s.conns.Add(1)
 		}
 	}
+	s.srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, c)
+	}
 	s.srv.Config.ErrorLog = slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug)
 	s.srv.StartTLS()
 	s.URL = s.srv.URL
 	return s, nil
 }
 
-// Close stops the server.
-func (s *Server) Close() { s.srv.Close() }
+// Close stops the server, releasing requests held by a Hang fault.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.srv.Close()
+}
 
 // CertPool trusts the system's roots and the simulator's certificate, so that
 // real push services (a real browser's Web Push endpoint) still verify.
@@ -290,6 +320,33 @@ func (s *Server) Received(platform, token string) []Received {
 	return append([]Received(nil), s.received[platform+":"+token]...)
 }
 
+// WaitReceived waits until a device has received at least n messages, or ctx
+// ends, and returns what it received. It needs CountOnly off.
+func (s *Server) WaitReceived(ctx context.Context, platform, token string, n int) ([]Received, error) {
+	key := platform + ":" + token
+	for {
+		s.mu.Lock()
+		if got := s.received[key]; len(got) >= n {
+			s.mu.Unlock()
+			return append([]Received(nil), got...), nil
+		}
+		if s.arrived == nil {
+			s.arrived = make(chan struct{})
+		}
+		arrived := s.arrived
+		s.mu.Unlock()
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			return s.Received(platform, token), fmt.Errorf("simulator: waiting for %d message(s) to %s: %w", n, platform, ctx.Err())
+		}
+	}
+}
+
+// Requests counts the provider requests (APNs, FCM, Web Push) that reached
+// the simulator since start, whatever their answer.
+func (s *Server) Requests() int64 { return s.total.Load() }
+
 // Reset zeroes the counters (not what devices received), so that the next
 // delivery counts as the first.
 func (s *Server) Reset() {
@@ -333,9 +390,9 @@ func (s *Server) takeFault(platform, token string) *Fault {
 	return &c
 }
 
-// applyFault delays, drops or answers for a fault; it reports whether the
-// request was answered.
-func (s *Server) applyFault(w http.ResponseWriter, f *Fault, answer func(*Fault)) bool {
+// applyFault delays, drops, cuts, holds or answers for a fault; it reports
+// whether the request was dealt with. accept records the request as received.
+func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f *Fault, answer func(*Fault), accept func()) bool {
 	if f == nil {
 		return false
 	}
@@ -344,6 +401,21 @@ func (s *Server) applyFault(w http.ResponseWriter, f *Fault, answer func(*Fault)
 	}
 	if f.Drop {
 		panic(http.ErrAbortHandler) // net/http resets the stream/connection
+	}
+	if f.Cut {
+		accept()
+		if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+			c.Close()
+		}
+		panic(http.ErrAbortHandler) // nothing more is written
+	}
+	if f.Hang {
+		accept()
+		select {
+		case <-r.Context().Done(): // the client reset the stream or closed the connection
+		case <-s.closing:
+		}
+		panic(http.ErrAbortHandler)
 	}
 	if f.Status == 0 {
 		return false
@@ -365,6 +437,10 @@ func (s *Server) record(platform, token string, payload []byte, h http.Header) {
 	r := Received{Platform: platform, Token: token, Payload: payload, Header: h, At: s.now()}
 	s.mu.Lock()
 	s.received[platform+":"+token] = append(s.received[platform+":"+token], r)
+	if s.arrived != nil {
+		close(s.arrived)
+		s.arrived = nil
+	}
 	s.mu.Unlock()
 }
 

@@ -68,10 +68,11 @@ func (s *Server) webPush(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot decrypt: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if s.applyFault(w, s.takeFault("webpush", endpoint), func(f *Fault) { http.Error(w, f.Reason, f.Status) }) {
+	accept := func() { s.record("webpush", endpoint, plaintext, r.Header.Clone()) }
+	if s.applyFault(w, r, s.takeFault("webpush", endpoint), func(f *Fault) { http.Error(w, f.Reason, f.Status) }, accept) {
 		return
 	}
-	s.record("webpush", endpoint, plaintext, r.Header.Clone())
+	accept()
 	w.Header().Set("Location", s.URL+"/m/"+newUUID())
 	w.WriteHeader(http.StatusCreated)
 }
