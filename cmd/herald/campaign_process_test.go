@@ -330,6 +330,62 @@ func TestCampaignSurvivesSIGTERM(t *testing.T) {
 	stop(t, second)
 }
 
+// TestCampaignSIGTERMWhenTheGracePeriodRunsOut stops Herald while a provider
+// holds some requests longer than the grace period: the process still exits
+// in time, the held requests are recorded as unknown (they may have
+// arrived), nothing stays claimed, and the next process resends them under
+// the campaign's collapse key and sends everything else once.
+func TestCampaignSIGTERMWhenTheGracePeriodRunsOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Herald processes")
+	}
+	t.Parallel()
+	r := newCampaignRig(t, 200, 100)
+	r.env = append(r.env, "HERALD_SHUTDOWN_GRACE=1s")
+	held := 0
+	rows, err := r.pool.Query(context.Background(), `SELECT platform, token FROM devices ORDER BY id LIMIT 60`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var platform, token string
+		if err := rows.Scan(&platform, &token); err != nil {
+			t.Fatal(err)
+		}
+		r.sim.SetFault(platform, token, simulator.Fault{Delay: 20 * time.Second, Times: 1})
+		held++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	first := r.workers()
+	r.schedule()
+	r.until(30*time.Second, func() bool { return r.sim.Requests() >= int64(r.audience) },
+		func() string { return fmt.Sprintf("only %d requests\n%s", r.sim.Requests(), first.out) })
+	stopped := time.Now()
+	stop(t, first)
+	took := time.Since(stopped)
+	if took > 18*time.Second {
+		t.Fatalf("stopping took %v with a grace period of 1 s", took)
+	}
+	var claimed, unknown int
+	if err := r.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE status = 'claimed'), count(*) FILTER (WHERE status = 'unknown')
+		FROM deliveries WHERE campaign_id = $1`, r.campaign).Scan(&claimed, &unknown); err != nil {
+		t.Fatal(err)
+	}
+	if claimed != 0 || unknown == 0 || unknown > held {
+		t.Fatalf("after the grace period: %d claimed, %d unknown (%d requests were held)", claimed, unknown, held)
+	}
+	second := r.workers()
+	st := r.waitFinished(2*time.Minute, first, second)
+	r.check(st)
+	if st.Resent < int64(unknown) {
+		t.Fatalf("stats %+v: %d unknown after the stop, fewer resent", st, unknown)
+	}
+	t.Logf("stopped in %v with %d requests held by the provider: %d unknown, then resent", took.Round(time.Millisecond), held, unknown)
+	stop(t, second)
+}
+
 // TestTwoWorkerProcessesShareACampaign runs two Herald worker processes on
 // one database: both send batches, each under its own identity, and no
 // device gets the campaign twice.
