@@ -35,10 +35,18 @@ func TestConfirmationWorker(t *testing.T) {
 		return &workerBundle{testBundle: b, jobRunner: newJobRunner(t, b.svc)}
 	}
 
-	// subscribe asks for the bundle's list from an FCM device.
+	// subscribe asks for the bundle's list from an FCM device, as the app
+	// user the token stands for (an anonymous request naming a known token
+	// would be a stranger's: see the device ownership rule).
 	subscribe := func(t *testing.T, b *workerBundle, token string) *optin.SubscribeResult {
 		t.Helper()
-		res, err := b.svc.Subscribe(ctx, optin.SubscribeRequest{Identity: optin.Identity{App: b.app.Slug}, List: b.list.Slug,
+		sec, err := apps.NewStore(testSecret).Secrets(ctx, dbtest.Pool(t), b.app.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		user := "user-" + token
+		res, err := b.svc.Subscribe(ctx, optin.SubscribeRequest{Identity: optin.Identity{App: b.app.Slug, ExternalID: user,
+			IdentityHMAC: optin.IdentityHMAC(sec.IdentitySecret, user)}, List: b.list.Slug,
 			Device: optin.DeviceRequest{Platform: "fcm", Token: token}}, optin.Client{})
 		if err != nil {
 			t.Fatal(err)

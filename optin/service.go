@@ -202,10 +202,13 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest, client Cl
 	res := &SubscribeResult{}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var sub *subscribers.Subscriber
+		how := proofNone
 		switch {
 		case verified:
+			how = proofIdentity
 			sub, err = subscribers.UpsertByExternalID(ctx, tx, req.ExternalID, profile)
 		case req.SubscriberToken != "":
+			how = proofToken
 			sub, err = s.subscriberByToken(ctx, tx, req.SubscriberToken)
 			if err == nil {
 				sub, err = subscribers.Update(ctx, tx, sub.ID, profile)
@@ -219,7 +222,7 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest, client Cl
 		if sub.State != subscribers.StateActive {
 			return invalid.Field("subscriber", "is blocked or erased and cannot subscribe")
 		}
-		dev, err := subscribers.RegisterDevice(ctx, tx, sub.ID, app.ID, devParams)
+		dev, where, err := s.placeDevice(ctx, tx, sub.ID, how, app.ID, devParams)
 		if err != nil {
 			return err
 		}
@@ -227,7 +230,10 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest, client Cl
 		if err != nil {
 			return err
 		}
-		res.SubscriberID, res.DeviceID, res.Status = sub.ID, dev.ID, asked.Status
+		res.SubscriberID, res.Status = sub.ID, asked.Status
+		if where == placed {
+			res.DeviceID = dev.ID
+		}
 		if !asked.Changed {
 			return nil
 		}
@@ -237,9 +243,16 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest, client Cl
 		if asked.Status == subscribers.StatusConfirmed {
 			return subscribers.RecordConsent(ctx, tx, sub.ID, subscribers.ActionConfirm, ev, version, list.ID)
 		}
-		jobs := []river.InsertManyParams{{Args: SendConfirmationArgs{SubscriberID: sub.ID, ListID: list.ID, DeviceID: dev.ID, RequestedAt: asked.PendingAt}}}
+		var jobs []river.InsertManyParams
+		if where == placed {
+			jobs = append(jobs, river.InsertManyParams{Args: SendConfirmationArgs{SubscriberID: sub.ID, ListID: list.ID,
+				DeviceID: dev.ID, RequestedAt: asked.PendingAt}})
+		}
 		if sub.Email != nil && s.mailer != nil {
 			jobs = append(jobs, river.InsertManyParams{Args: SendConfirmationEmailArgs{SubscriberID: sub.ID, ListID: list.ID, RequestedAt: asked.PendingAt}})
+		}
+		if len(jobs) == 0 {
+			return nil
 		}
 		if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
 			return fmt.Errorf("optin: insert confirmation job: %w", err)
@@ -316,10 +329,16 @@ func (s *Service) subscriberByToken(ctx context.Context, db subscribers.DB, toke
 // issues a new subscriber token.
 func (s *Service) anonymousSubscriber(ctx context.Context, tx pgx.Tx, appID int64, d subscribers.DeviceParams, profile subscribers.SubscriberParams) (*subscribers.Subscriber, string, error) {
 	var existing int64
-	err := tx.QueryRow(ctx, `SELECT d.subscriber_id FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
-		WHERE d.app_id = $1 AND d.platform = $2 AND d.token = $3 AND s.external_id IS NULL AND s.state = 'active'
-		AND coalesce(d.webpush_p256dh, '') = $4 AND coalesce(d.webpush_auth, '') = $5`,
-		appID, d.Platform, d.Token, d.P256dh, d.Auth).Scan(&existing)
+	err := pgx.ErrNoRows
+	if d.Platform == delivery.PlatformWebPush {
+		// Only a browser holding the very subscription (its auth secret
+		// included) is taken for the anonymous subscriber who registered it:
+		// an APNs or FCM token alone proves nothing (see placeDevice).
+		err = tx.QueryRow(ctx, `SELECT d.subscriber_id FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
+			WHERE d.app_id = $1 AND d.platform = 'webpush' AND d.token = $2 AND s.external_id IS NULL AND s.state = 'active'
+			AND d.webpush_p256dh = $3 AND d.webpush_auth = $4`,
+			appID, d.Token, d.P256dh, d.Auth).Scan(&existing)
+	}
 	var sub *subscribers.Subscriber
 	switch {
 	case err == nil:

@@ -99,8 +99,35 @@ func scanDevice(row pgx.Row) (Device, error) {
 	return d, err
 }
 
+// DeviceByToken returns the device registered with an app under a
+// platform's token (normalised by DeviceParams.Validate first), locked for
+// the rest of the transaction so that two registrations of one token are
+// decided one after the other.
+func DeviceByToken(ctx context.Context, db DB, appID int64, p DeviceParams) (*Device, error) {
+	if err := p.Validate(""); err != nil {
+		return nil, err
+	}
+	d, err := scanDevice(db.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices
+		WHERE app_id = $1 AND platform = $2 AND token = $3 FOR UPDATE`, appID, p.Platform, p.Token))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscribers: device by token: %w", err)
+	}
+	return &d, nil
+}
+
+// SameKeys reports whether p names a Web Push subscription with the device's
+// keys (always true for other platforms, which have none).
+func (d *Device) SameKeys(p DeviceParams) bool {
+	return d.P256dh == p.P256dh && d.Auth == p.Auth
+}
+
 // RegisterDevice adds a device to a subscriber. Registering the same token
-// again updates it; a token registered by another subscriber moves to this one.
+// again updates it; a token registered by another subscriber moves to this
+// one. Callers decide first whether the caller may take the device (see
+// optin's device ownership rule): a known token is no proof of ownership.
 func RegisterDevice(ctx context.Context, db DB, subscriberID, appID int64, p DeviceParams) (*Device, error) {
 	if err := p.Validate(""); err != nil {
 		return nil, err
