@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/herald-im/herald/campaigns"
-	"github.com/herald-im/herald/delivery"
 )
 
 func TestContentIsValidatedAtSave(t *testing.T) {
@@ -32,30 +31,5 @@ func TestContentIsValidatedAtSave(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("%s: %v", field, err)
 		}
-	}
-}
-func TestTestSendReachesNamedPeopleOnlyAndCountsNothing(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	ctx := context.Background()
-	tester := b.addMember(delivery.PlatformFCM, "de-DE", "", "")
-	other := b.addMember(delivery.PlatformFCM, "en", "", "")
-	c := b.create(campaigns.Params{Content: &campaigns.Content{Title: "Hello", Variants: map[string]campaigns.Text{"de": {Title: "Hallo"}}}})
-	res, err := b.svc.TestSend(ctx, c.ID, []int64{tester.subscriberID})
-	if err != nil || len(res) != 1 || res[0].Outcome.Class != delivery.ClassDelivered {
-		t.Fatalf("test send: %+v %v", res, err)
-	}
-	if got := b.received(tester); len(got) != 1 || !strings.Contains(string(got[0].Payload), "[Test] Hallo") {
-		t.Fatalf("tester received %v", got)
-	}
-	if len(b.received(other)) != 0 {
-		t.Fatal("someone else received the test")
-	}
-	st := must(b.svc.Stats(ctx, c.ID))
-	if st.Status != campaigns.StatusDraft || st.Sent != 0 {
-		t.Fatalf("a test send changed the campaign: %+v", st)
-	}
-	if _, err := b.svc.TestSend(ctx, c.ID, nil); err == nil {
-		t.Fatal("test send to nobody accepted")
 	}
 }

@@ -2,12 +2,24 @@ package campaigns
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/subscribers"
 )
+
+// TestSendsPerMinute is how many test sends one campaign takes a minute.
+const TestSendsPerMinute = 10
+
+// ErrTestSendLimit is returned when a campaign had TestSendsPerMinute test
+// sends in the last minute.
+var ErrTestSendLimit = errors.New("campaigns: too many test sends of this campaign; wait a minute")
 
 // TestSendResult is one device's outcome of a test send.
 type TestSendResult struct {
@@ -16,45 +28,158 @@ type TestSendResult struct {
 	Outcome      delivery.Outcome `json:"outcome"`
 }
 
-// TestSend sends a draft or scheduled campaign now to named subscribers'
-// active devices of its app, whatever their lists; nothing is recorded as a
-// delivery of the campaign.
-func (s *Service) TestSend(ctx context.Context, id int64, subscriberIDs []int64) ([]TestSendResult, error) {
+// TestSendSkip is a named subscriber a test send did not reach, and why.
+type TestSendSkip struct {
+	SubscriberID int64  `json:"subscriber_id"`
+	Reason       string `json:"reason"`
+}
+
+// TestSendReport is what a test send did.
+type TestSendReport struct {
+	Results []TestSendResult `json:"results"`
+	Skipped []TestSendSkip   `json:"skipped"`
+}
+
+// TestSend sends a draft or scheduled campaign now, marked "[Test] ", to
+// named subscribers who may receive marketing: active, with a confirmed
+// membership in one of the campaign's lists, on their active devices of the
+// campaign's app. Devices an admin marked as test devices (a staff member's
+// own phone) receive it without list consent. Every device gets it once per
+// call, a campaign takes TestSendsPerMinute test sends a minute, and each is
+// recorded (campaign_test_sends: who, whom, which devices, who was skipped
+// and why) before anything is sent. Nothing counts as a delivery of the
+// campaign.
+func (s *Service) TestSend(ctx context.Context, id int64, subscriberIDs []int64, actor string) (*TestSendReport, error) {
 	if len(subscriberIDs) == 0 || len(subscriberIDs) > 20 {
 		return nil, invalid.Field("subscriber_ids", "name 1 to 20 subscribers")
 	}
-	c, err := s.Get(ctx, id)
+	ids := slices.Clone(subscriberIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var c *Campaign
+	var devices []claimed
+	report := &TestSendReport{Results: []TestSendResult{}, Skipped: []TestSendSkip{}}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		// The lock makes the per-minute count exact across processes.
+		if c, err = getCampaign(ctx, tx, id, "FOR UPDATE OF c"); err != nil {
+			return err
+		}
+		if c.Status != StatusDraft && c.Status != StatusScheduled {
+			return fmt.Errorf("%w: test sends are for draft and scheduled campaigns", ErrTransition)
+		}
+		var recent int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM campaign_test_sends WHERE campaign_id = $1 AND created_at > now() - interval '1 minute'`,
+			id).Scan(&recent); err != nil {
+			return fmt.Errorf("campaigns: count test sends: %w", err)
+		}
+		if recent >= TestSendsPerMinute {
+			return ErrTestSendLimit
+		}
+		q, err := s.audience(ctx, tx, c.AppID, &Audience{Lists: c.Audience.Lists})
+		if err != nil {
+			return err
+		}
+		if report.Skipped, err = testSendSkips(ctx, tx, c.AppID, q.lists, ids); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+claimedColumns+`
+			FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
+			WHERE d.subscriber_id = ANY($1) AND d.app_id = $2 AND d.active AND s.state = 'active'
+			AND (d.test_device OR EXISTS (SELECT 1 FROM memberships m
+				WHERE m.subscriber_id = s.id AND m.list_id = ANY($3) AND m.status = 'confirmed'))
+			ORDER BY d.id`, ids, c.AppID, q.lists)
+		if err != nil {
+			return fmt.Errorf("campaigns: test send devices: %w", err)
+		}
+		if devices, err = pgx.CollectRows(rows, scanClaimed); err != nil {
+			return fmt.Errorf("campaigns: test send devices: %w", err)
+		}
+		skipped, err := json.Marshal(report.Skipped)
+		if err != nil {
+			return fmt.Errorf("campaigns: record test send: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO campaign_test_sends (campaign_id, actor, subscriber_ids, device_ids, skipped)
+			VALUES ($1, $2, $3, $4, $5)`, id, actor, ids, deviceIDs(devices), skipped); err != nil {
+			return fmt.Errorf("campaigns: record test send: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if c.Status != StatusDraft && c.Status != StatusScheduled {
-		return nil, fmt.Errorf("%w: test sends are for draft and scheduled campaigns", ErrTransition)
+	s.logger.Info("campaign test send", "campaign_id", id, "actor", actor, "devices", len(devices), "skipped", len(report.Skipped))
+	if len(devices) == 0 {
+		return report, nil
 	}
 	sender, err := s.senders.For(ctx, c.AppID)
 	if err != nil {
 		return nil, err
 	}
-	var out []TestSendResult
-	for _, subID := range subscriberIDs {
-		sub, err := subscribers.Get(ctx, s.pool, subID)
-		if err != nil {
-			return nil, invalid.Fieldf("subscriber_ids", "no subscriber %d", subID)
-		}
-		devs, err := subscribers.Devices(ctx, s.pool, subID)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range devs {
-			if !d.Active || d.AppID != c.AppID {
-				continue
-			}
-			msg := c.Content.message(c.Content.variantKey(sub.Locale), d.Platform, s.clickURL(c.ID, c.Content.variantKey(sub.Locale), d.Platform))
-			msg.Title = "[Test] " + msg.Title
-			dd := d.ToDelivery()
-			dd.Vars = map[string]string{"unsubscribe_url": s.optin.UnsubscribeURL(subID, 0), "reply_token": s.replyToken(c.ID, subID)}
-			o := sender.Send(ctx, msg, []delivery.Device{dd})[0]
-			out = append(out, TestSendResult{SubscriberID: subID, DeviceID: d.ID, Outcome: o})
+	var unsubscribeList int64
+	if len(c.Audience.Lists) == 1 {
+		if l, err := subscribers.GetList(ctx, s.pool, c.Audience.Lists[0]); err == nil {
+			unsubscribeList = l.ID
+		} else if !errors.Is(err, subscribers.ErrNotFound) {
+			return nil, fmt.Errorf("campaigns: test send list: %w", err)
 		}
 	}
-	return out, nil
+	for _, d := range devices {
+		variant := c.Content.variantKey(d.locale)
+		msg := c.Content.message(variant, d.device.Platform, s.clickURL(c.ID, variant, d.device.Platform))
+		msg.Title = "[Test] " + msg.Title
+		msg.Data["campaign"] = s.actionToken(c.ID)
+		dd := d.device.ToDelivery()
+		dd.Vars = map[string]string{"unsubscribe_url": s.optin.UnsubscribeURL(d.subscriberID, unsubscribeList),
+			"reply_token": s.replyToken(c.ID, d.subscriberID)}
+		o := sender.Send(ctx, msg, []delivery.Device{dd})[0]
+		report.Results = append(report.Results, TestSendResult{SubscriberID: d.subscriberID, DeviceID: d.device.ID, Outcome: o})
+	}
+	return report, nil
+}
+
+// testSendSkips says, for each named subscriber who gets nothing, why.
+func testSendSkips(ctx context.Context, tx pgx.Tx, appID int64, lists, ids []int64) ([]TestSendSkip, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT i.id, CASE
+			WHEN s.id IS NULL THEN 'no such subscriber'
+			WHEN s.state <> 'active' THEN 'the subscriber is ' || s.state
+			WHEN NOT EXISTS (SELECT 1 FROM devices d WHERE d.subscriber_id = s.id AND d.app_id = $2 AND d.active)
+				THEN 'no active device of the campaign''s app'
+			WHEN NOT EXISTS (SELECT 1 FROM devices d WHERE d.subscriber_id = s.id AND d.app_id = $2 AND d.active AND d.test_device)
+				AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id AND m.list_id = ANY($3) AND m.status = 'confirmed')
+				THEN 'no confirmed membership of the campaign''s lists, and no test device'
+			END
+		FROM unnest($1::bigint[]) AS i(id) LEFT JOIN subscribers s ON s.id = i.id
+		ORDER BY i.id`, ids, appID, lists)
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: test send recipients: %w", err)
+	}
+	all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TestSendSkip, error) {
+		var sk TestSendSkip
+		var reason *string
+		err := r.Scan(&sk.SubscriberID, &reason)
+		if reason != nil {
+			sk.Reason = *reason
+		}
+		return sk, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: test send recipients: %w", err)
+	}
+	skipped := []TestSendSkip{}
+	for _, sk := range all {
+		if sk.Reason != "" {
+			skipped = append(skipped, sk)
+		}
+	}
+	return skipped, nil
+}
+
+func deviceIDs(devices []claimed) []int64 {
+	out := make([]int64, len(devices))
+	for i, d := range devices {
+		out[i] = d.device.ID
+	}
+	return out
 }

@@ -31,9 +31,9 @@ func TestRecordAction(t *testing.T) {
 		m := b.addMember(delivery.PlatformFCM, "en", "", "")
 		c := b.create(campaigns.Params{Content: &campaigns.Content{Title: "Coffee?", URL: "https://shop.example.com/x",
 			Actions: []campaigns.Action{{Label: "Yes", Type: "reply", ReplyText: "Yes please"}}}})
-		res, err := b.svc.TestSend(ctx, c.ID, []int64{m.subscriberID})
-		if err != nil || len(res) != 1 || res[0].Outcome.Class != delivery.ClassDelivered {
-			t.Fatalf("test send: %+v %v", res, err)
+		rep, err := b.svc.TestSend(ctx, c.ID, []int64{m.subscriberID}, "test")
+		if err != nil || len(rep.Results) != 1 || rep.Results[0].Outcome.Class != delivery.ClassDelivered {
+			t.Fatalf("test send: %+v %v", rep, err)
 		}
 		var msg struct {
 			Message struct {

@@ -28,7 +28,10 @@ type Device struct {
 	P256dh          string            `json:"p256dh,omitempty"`
 	Auth            string            `json:"auth,omitempty"`
 	Active          bool              `json:"active"`
-	CreatedAt       time.Time         `json:"created_at"`
+	// TestDevice marks a device an admin chose for test sends (a staff
+	// member's own phone): it receives them without list consent.
+	TestDevice bool      `json:"test_device"`
+	CreatedAt  time.Time `json:"created_at"`
 	// UpdatedAt is the device's version: a deactivation names the version it
 	// saw, so a token refreshed since is not killed.
 	UpdatedAt time.Time `json:"updated_at"`
@@ -90,12 +93,12 @@ func (p *DeviceParams) Validate(prefix string) error {
 }
 
 const deviceColumns = `id, subscriber_id, app_id, platform, token, coalesce(apns_topic, ''), coalesce(apns_environment, ''),
-	coalesce(webpush_p256dh, ''), coalesce(webpush_auth, ''), active, created_at, updated_at`
+	coalesce(webpush_p256dh, ''), coalesce(webpush_auth, ''), active, test_device, created_at, updated_at`
 
 func scanDevice(row pgx.Row) (Device, error) {
 	var d Device
 	err := row.Scan(&d.ID, &d.SubscriberID, &d.AppID, &d.Platform, &d.Token, &d.APNsTopic, &d.APNsEnvironment,
-		&d.P256dh, &d.Auth, &d.Active, &d.CreatedAt, &d.UpdatedAt)
+		&d.P256dh, &d.Auth, &d.Active, &d.TestDevice, &d.CreatedAt, &d.UpdatedAt)
 	return d, err
 }
 
@@ -137,6 +140,7 @@ func RegisterDevice(ctx context.Context, db DB, subscriberID, appID int64, p Dev
 		VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), nullif($7, ''), nullif($8, ''))
 		ON CONFLICT (app_id, platform, token) DO UPDATE SET
 			subscriber_id = EXCLUDED.subscriber_id, apns_topic = EXCLUDED.apns_topic,
+			test_device = devices.test_device AND devices.subscriber_id = EXCLUDED.subscriber_id,
 			apns_environment = EXCLUDED.apns_environment, webpush_p256dh = EXCLUDED.webpush_p256dh,
 			webpush_auth = EXCLUDED.webpush_auth, active = true, deactivated_reason = NULL,
 			deactivated_at = NULL, updated_at = clock_timestamp()
@@ -144,6 +148,21 @@ func RegisterDevice(ctx context.Context, db DB, subscriberID, appID int64, p Dev
 		subscriberID, appID, p.Platform, p.Token, p.APNsTopic, p.APNsEnvironment, p.P256dh, p.Auth))
 	if err != nil {
 		return nil, fmt.Errorf("subscribers: register device: %w", err)
+	}
+	return &d, nil
+}
+
+// MarkTestDevice marks one of a subscriber's devices as a test device, or
+// no longer one. A device moved to another subscriber loses the mark: the
+// admin chose the device of a person, not a token.
+func MarkTestDevice(ctx context.Context, db DB, subscriberID, deviceID int64, test bool) (*Device, error) {
+	d, err := scanDevice(db.QueryRow(ctx, `UPDATE devices SET test_device = $3
+		WHERE id = $2 AND subscriber_id = $1 RETURNING `+deviceColumns, subscriberID, deviceID, test))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscribers: mark test device %d: %w", deviceID, err)
 	}
 	return &d, nil
 }

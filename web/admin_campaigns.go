@@ -2,12 +2,22 @@ package web
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/herald-im/herald/apikeys"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/invalid"
 )
+
+// actorOf names who made a request, for the records a change leaves.
+func actorOf(c *fiber.Ctx) string {
+	if key, ok := c.Locals(localsKey).(*apikeys.Key); ok && key != nil {
+		return fmt.Sprintf("api_key:%d", key.ID)
+	}
+	return "unknown"
+}
 
 func campaignID(c *fiber.Ctx) (int64, error) {
 	id, err := parseID(c.Params("id"))
@@ -112,11 +122,15 @@ func (s *Server) campaignAction(c *fiber.Ctx) error {
 		if err := s.decodeJSON(c, &req); err != nil {
 			return err
 		}
-		res, err := s.Campaigns.TestSend(ctx, id, req.SubscriberIDs)
+		res, err := s.Campaigns.TestSend(ctx, id, req.SubscriberIDs, actorOf(c))
+		if errors.Is(err, campaigns.ErrTestSendLimit) {
+			c.Set(fiber.HeaderRetryAfter, "60")
+			return fiber.NewError(fiber.StatusTooManyRequests, fmt.Sprintf("a campaign takes %d test sends a minute", campaigns.TestSendsPerMinute))
+		}
 		if err != nil {
 			return err
 		}
-		return c.JSON(fiber.Map{"results": res})
+		return c.JSON(res)
 	default:
 		return fiber.ErrNotFound
 	}

@@ -3,12 +3,16 @@ package web
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/apikeys"
 	"github.com/herald-im/herald/conversations"
+	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/subscribers"
 )
@@ -82,8 +86,36 @@ func (s *Server) createSubscriber(c *fiber.Ctx) error {
 // subscriberView adds devices and memberships to a subscriber.
 type subscriberView struct {
 	*subscribers.Subscriber
-	Devices     []subscribers.Device     `json:"devices"`
+	Devices     any                      `json:"devices"`
 	Memberships []subscribers.Membership `json:"memberships"`
+}
+
+// deviceSummary is a device as support and marketing see it: which
+// platform, whether it works, and enough of the address to tell two apart,
+// never what would let anyone send to it (the token, the Web Push endpoint
+// and its keys). Admins see the whole device.
+type deviceSummary struct {
+	ID         int64     `json:"id"`
+	Platform   string    `json:"platform"`
+	Address    string    `json:"address"`
+	Active     bool      `json:"active"`
+	TestDevice bool      `json:"test_device"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+func summarize(devices []subscribers.Device) []deviceSummary {
+	out := make([]deviceSummary, len(devices))
+	for i, d := range devices {
+		address := "…" + d.Token[max(0, len(d.Token)-4):]
+		if d.Platform == delivery.PlatformWebPush {
+			if u, err := url.Parse(d.Token); err == nil {
+				address = u.Host
+			}
+		}
+		out[i] = deviceSummary{ID: d.ID, Platform: string(d.Platform), Address: address, Active: d.Active,
+			TestDevice: d.TestDevice, CreatedAt: d.CreatedAt}
+	}
+	return out
 }
 
 func (s *Server) getSubscriber(c *fiber.Ctx) error {
@@ -97,13 +129,46 @@ func (s *Server) getSubscriber(c *fiber.Ctx) error {
 		return err
 	}
 	v := subscriberView{Subscriber: sub}
-	if v.Devices, err = subscribers.Devices(ctx, s.Pool, id); err != nil {
+	devices, err := subscribers.Devices(ctx, s.Pool, id)
+	if err != nil {
 		return err
+	}
+	v.Devices = summarize(devices)
+	if key, ok := c.Locals(localsKey).(*apikeys.Key); ok && key.Role == apikeys.RoleAdmin {
+		v.Devices = devices
 	}
 	if v.Memberships, err = subscribers.Memberships(ctx, s.Pool, id); err != nil {
 		return err
 	}
 	return c.JSON(v)
+}
+
+// markTestDevice marks one of a subscriber's devices as a test device (it
+// receives test sends without list consent), or no longer one.
+func (s *Server) markTestDevice(c *fiber.Ctx) error {
+	id, err := subscriberID(c)
+	if err != nil {
+		return err
+	}
+	deviceID, err := parseID(c.Params("device"))
+	if err != nil || deviceID == 0 {
+		return invalid.Field("device", "must be a device id")
+	}
+	var req struct {
+		TestDevice *bool `json:"test_device"`
+	}
+	if err := s.decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.TestDevice == nil {
+		return invalid.Field("test_device", "is required: true or false")
+	}
+	d, err := subscribers.MarkTestDevice(c.UserContext(), s.Pool, id, deviceID, *req.TestDevice)
+	if err != nil {
+		return err
+	}
+	s.Logger.Info("test device marked", "subscriber_id", id, "device_id", deviceID, "test_device", *req.TestDevice, "actor", actorOf(c))
+	return c.JSON(d)
 }
 
 func (s *Server) updateSubscriber(c *fiber.Ctx) error {

@@ -130,6 +130,14 @@ func (b *testBundle) testSendReply() (campaignID, subscriberID int64, data map[s
 	if _, err := subscribers.RegisterDevice(ctx, b.pool, sub.ID, b.appID, subscribers.DeviceParams{Platform: delivery.PlatformFCM, Token: token}); err != nil {
 		b.t.Fatal(err)
 	}
+	// Test sends reach only people who may receive marketing.
+	l, err := subscribers.GetList(ctx, b.pool, b.list)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if _, err := subscribers.SetConfirmed(ctx, b.pool, l.ID, sub.ID); err != nil {
+		b.t.Fatal(err)
+	}
 	create := b.postJSON("/api/v1/campaigns", b.marketer, map[string]any{
 		"app": b.appSlug, "name": "Coffee",
 		"content": map[string]any{"title": "Coffee?", "url": "https://shop.example.com/coffee",

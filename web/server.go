@@ -107,6 +107,7 @@ func New(d Deps) *fiber.App {
 	api.Delete("/subscribers/:id", admin, s.eraseSubscriber)
 	api.Post("/subscribers/:id/erase", admin, s.eraseSubscriber)
 	api.Get("/subscribers/:id/export", admin, s.exportSubscriber)
+	api.Put("/subscribers/:id/devices/:device", admin, s.markTestDevice)
 
 	api.Post("/campaigns", adminOrMarketer, s.createCampaign)
 	api.Get("/campaigns", adminOrMarketer, s.listCampaigns)
