@@ -12,14 +12,18 @@ import (
 )
 
 // UnsubscribeURL is a signed one-click link that leaves one list (or every
-// list when listID is 0). It works without login until it expires.
+// list when listID is 0). It works without login, and it keeps working
+// after its expiry: leaving must be possible from any message Herald ever
+// sent. (The expiry still ends what the link shows beyond that.)
 func (s *Service) UnsubscribeURL(subscriberID, listID int64) string {
 	t := s.signer.sign(claims{purpose: purposeUnsubscribe, subscriberID: subscriberID, listID: listID,
 		expires: s.now().Add(s.cfg.UnsubscribeTokenTTL)})
 	return s.cfg.PublicURL + "/u/" + url.PathEscape(t)
 }
 
-// PreferencesURL is a signed link to the subscriber's preference page.
+// PreferencesURL is a signed link to the subscriber's preference page. Once
+// it has expired it no longer shows the subscriptions, but still leaves
+// every list with one press.
 func (s *Service) PreferencesURL(subscriberID int64) string {
 	t := s.signer.sign(claims{purpose: purposePreferences, subscriberID: subscriberID,
 		expires: s.now().Add(s.cfg.UnsubscribeTokenTTL)})
@@ -41,9 +45,13 @@ func (u *Unsubscription) What() string {
 	return u.List.Name
 }
 
-// InspectUnsubscribe checks an unsubscribe token for the page.
+// InspectUnsubscribe checks an unsubscribe token for the page. An expired
+// but authentic one is good: unsubscribing always works.
 func (s *Service) InspectUnsubscribe(ctx context.Context, token string) (*Unsubscription, error) {
 	c, err := s.signer.verify(token, purposeUnsubscribe, s.now())
+	if errors.Is(err, ErrTokenExpired) {
+		err = nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -86,13 +94,15 @@ func (s *Service) Unsubscribe(ctx context.Context, subscriberID, listID int64, e
 	})
 }
 
-// PreferencesSubscriber checks a preference-page token.
+// PreferencesSubscriber checks a preference-page token. For an expired
+// but authentic token it returns the subscriber and ErrTokenExpired: the
+// page then shows nothing of them, but offers to leave every list.
 func (s *Service) PreferencesSubscriber(token string) (int64, error) {
 	c, err := s.signer.verify(token, purposePreferences, s.now())
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrTokenExpired) {
 		return 0, err
 	}
-	return c.subscriberID, nil
+	return c.subscriberID, err
 }
 
 // Memberships lists a subscriber's lists for a preference page.

@@ -43,6 +43,8 @@ func (s *Server) render(c *fiber.Ctx, status int, name string, d pageData) error
 func (s *Server) tokenPage(c *fiber.Ctx, err error) error {
 	switch {
 	case errors.Is(err, optin.ErrTokenExpired):
+		// Only confirmation links end here: unsubscribe links always work
+		// and an expired preferences link still leaves every list.
 		return s.render(c, fiber.StatusGone, "message.html", pageData{Title: "Link expired", Heading: "This link has expired",
 			Message: "Confirmation links are valid for a limited time. Subscribe again to get a new one."})
 	case errors.Is(err, optin.ErrTokenUsed):
@@ -56,6 +58,18 @@ func (s *Server) tokenPage(c *fiber.Ctx, err error) error {
 			Message: "Please check that you opened the whole link from your message."})
 	}
 	return err
+}
+
+// expiredPreferences is what an expired but authentic preferences link
+// shows: none of the subscriptions (whoever holds an old link should not
+// read them), and one press to leave every list.
+func (s *Server) expiredPreferences(c *fiber.Ctx) error {
+	return s.render(c, fiber.StatusOK, "message.html", pageData{
+		Title: "Your subscriptions", Heading: "This link is too old to show your subscriptions",
+		Message: "You can still stop every message from us: press the button to leave every list. " +
+			"Each message we send also has its own unsubscribe link.",
+		Action: "/preferences/" + c.Params("token"), ButtonLabel: "Leave every list",
+	})
 }
 
 func (s *Server) optInPage(c *fiber.Ctx) error {
@@ -133,6 +147,9 @@ func (s *Server) unsubscribeSubmit(c *fiber.Ctx) error {
 
 func (s *Server) preferencesPage(c *fiber.Ctx) error {
 	subID, err := s.OptIn.PreferencesSubscriber(c.Params("token"))
+	if errors.Is(err, optin.ErrTokenExpired) {
+		return s.expiredPreferences(c)
+	}
 	if err != nil {
 		return s.tokenPage(c, err)
 	}
@@ -145,12 +162,13 @@ func (s *Server) preferencesPage(c *fiber.Ctx) error {
 
 func (s *Server) preferencesSubmit(c *fiber.Ctx) error {
 	subID, err := s.OptIn.PreferencesSubscriber(c.Params("token"))
-	if err != nil {
+	expired := errors.Is(err, optin.ErrTokenExpired)
+	if err != nil && !expired {
 		return s.tokenPage(c, err)
 	}
 	ctx := c.UserContext()
 	var listID int64
-	if slug := c.FormValue("list"); slug != "" {
+	if slug := c.FormValue("list"); slug != "" && !expired {
 		l, err := subscribers.GetList(ctx, s.Pool, slug)
 		if errors.Is(err, subscribers.ErrNotFound) {
 			return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Not found", Heading: "There is no such list"})
@@ -163,6 +181,10 @@ func (s *Server) preferencesSubmit(c *fiber.Ctx) error {
 	ev := subscribers.Evidence{Source: subscribers.SourceWeb, IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)}
 	if err := s.OptIn.Unsubscribe(ctx, subID, listID, ev); err != nil {
 		return err
+	}
+	if expired {
+		return s.render(c, fiber.StatusOK, "message.html", pageData{Title: "Unsubscribed", Heading: "You left every list",
+			Message: "You will receive no more messages from us."})
 	}
 	return c.Redirect("/preferences/"+c.Params("token"), fiber.StatusSeeOther)
 }
