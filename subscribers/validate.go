@@ -40,13 +40,23 @@ func ValidateLocale(field, locale string) (string, error) {
 	return tag.String(), nil
 }
 
+// notZones are names and directories of a zoneinfo tree that are not a
+// place's time zone.
+var notZones = map[string]bool{"Factory": true, "posixrules": true, "localtime": true, "right/": true, "posix/": true,
+	"SystemV/": true}
+
 // ValidateTimezone accepts an IANA zone name such as Europe/Berlin.
 func ValidateTimezone(field, tz string) error {
 	if tz == "" {
 		return nil
 	}
-	// LoadLocation also accepts "Local" and file paths; neither is a zone name.
-	if tz == "Local" || strings.ContainsAny(tz, `\.`) || strings.HasPrefix(tz, "/") || len(tz) > 64 {
+	// LoadLocation also accepts "Local", file paths, and whatever else lies
+	// in the zoneinfo directory: the leap-second "right/" and "posix/"
+	// copies, SystemV's, and "Factory", "posixrules" and "localtime", none
+	// of which is a place's zone.
+	first, _, _ := strings.Cut(tz, "/")
+	if tz == "Local" || strings.ContainsAny(tz, `\. `) || strings.HasPrefix(tz, "/") || len(tz) > 64 ||
+		notZones[tz] || notZones[first+"/"] {
 		return invalid.Field(field, "is not an IANA time zone such as Europe/Berlin")
 	}
 	if _, err := time.LoadLocation(tz); err != nil {
