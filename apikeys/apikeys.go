@@ -22,6 +22,7 @@ import (
 // DB is a pool or a transaction.
 type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
@@ -46,7 +47,13 @@ type Key struct {
 	Prefix    string     `json:"prefix"`
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// LastUsedAt and RevokedAt are filled by List.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 }
+
+// ErrNotFound is returned when no key has the id.
+var ErrNotFound = errors.New("apikeys: no such key")
 
 // ErrInvalid is returned for unknown, malformed, revoked or expired keys.
 var ErrInvalid = errors.New("apikeys: invalid key")
@@ -105,10 +112,33 @@ func Authenticate(ctx context.Context, db DB, plaintext string) (*Key, error) {
 	return &k, nil
 }
 
-// Revoke disables a key.
+// List returns every key, revoked and expired ones too, without secrets.
+func List(ctx context.Context, db DB) ([]Key, error) {
+	rows, err := db.Query(ctx, `SELECT id, name, role, prefix, created_at, expires_at, last_used_at, revoked_at
+		FROM api_keys ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("apikeys: list: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Key, error) {
+		var k Key
+		err := r.Scan(&k.ID, &k.Name, &k.Role, &k.Prefix, &k.CreatedAt, &k.ExpiresAt, &k.LastUsedAt, &k.RevokedAt)
+		return k, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apikeys: list: %w", err)
+	}
+	return keys, nil
+}
+
+// Revoke disables a key at once. Revoking a revoked key changes nothing;
+// an unknown id is ErrNotFound.
 func Revoke(ctx context.Context, db DB, id int64) error {
-	if _, err := db.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, id); err != nil {
+	tag, err := db.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, id)
+	if err != nil {
 		return fmt.Errorf("apikeys: revoke: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
 	}
 	return nil
 }

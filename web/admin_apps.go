@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -48,4 +49,31 @@ func (s *Server) createAPIKey(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"key": plain, "api_key": key})
+}
+
+// listAPIKeys lists every key without its secret.
+func (s *Server) listAPIKeys(c *fiber.Ctx) error {
+	keys, err := apikeys.List(c.UserContext(), s.Pool)
+	if err != nil {
+		return err
+	}
+	if keys == nil {
+		keys = []apikeys.Key{}
+	}
+	return c.JSON(fiber.Map{"items": keys})
+}
+
+// revokeAPIKey disables a key at once.
+func (s *Server) revokeAPIKey(c *fiber.Ctx) error {
+	id, err := parseID(c.Params("id"))
+	if err != nil || id == 0 {
+		return invalid.Field("id", "must be an API key id")
+	}
+	if err := apikeys.Revoke(c.UserContext(), s.Pool, id); errors.Is(err, apikeys.ErrNotFound) {
+		return fiber.NewError(fiber.StatusNotFound, "no API key has this id")
+	} else if err != nil {
+		return err
+	}
+	s.Logger.Warn("API key revoked", "api_key_id", id, "actor", actorOf(c))
+	return c.SendStatus(fiber.StatusNoContent)
 }

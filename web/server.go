@@ -126,6 +126,8 @@ func New(d Deps) *fiber.App {
 	api.Put("/apps/:slug/credentials/:platform", admin, s.setCredentials)
 	api.Delete("/apps/:slug/credentials/:platform", admin, s.deleteCredentials)
 	api.Post("/api-keys", admin, s.createAPIKey)
+	api.Get("/api-keys", admin, s.listAPIKeys)
+	api.Delete("/api-keys/:id", admin, s.revokeAPIKey)
 
 	pub := app.Group("/public/v1", s.cors, s.limitByIP)
 	pub.Get("/apps/:app", s.publicApp)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"text/tabwriter"
 	"time"
 	_ "time/tzdata" // IANA zones for subscribers' time zones on any host
 
@@ -32,6 +33,8 @@ Usage:
   herald serve [--api-only | --workers-only] [--seed-demo]
   herald migrate
   herald apikey create --name NAME --role admin|marketer|agent [--expires-in-days N] [--if-none]
+  herald apikey list
+  herald apikey revoke --id N
   herald version
 
 Configuration comes from HERALD_* environment variables; see the README.
@@ -112,17 +115,36 @@ func openMigrated(ctx context.Context, url string, logger *slog.Logger) (*pgxpoo
 }
 
 func apikey(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: herald apikey create --name NAME --role admin|marketer|agent")
+	if len(args) == 0 {
+		return errors.New("usage: herald apikey create|list|revoke (see herald help)")
 	}
-	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
-	name := fs.String("name", "", "what the key is for")
-	role := fs.String("role", "admin", "admin, marketer or agent")
-	days := fs.Int("expires-in-days", 0, "expire after this many days (0: never)")
-	ifNone := fs.Bool("if-none", false, "only create a key when there is none yet (for first start)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	switch args[0] {
+	case "create":
+		return apikeyCreate(args[1:], out)
+	case "list":
+		return withPool(func(ctx context.Context, pool *pgxpool.Pool) error { return apikeyList(ctx, pool, out) })
+	case "revoke":
+		fs := flag.NewFlagSet("apikey revoke", flag.ContinueOnError)
+		id := fs.Int64("id", 0, "the key's id (from herald apikey list)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *id <= 0 {
+			return errors.New("usage: herald apikey revoke --id N")
+		}
+		return withPool(func(ctx context.Context, pool *pgxpool.Pool) error {
+			if err := apikeys.Revoke(ctx, pool, *id); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "revoked key %d; it stops working at once\n", *id)
+			return nil
+		})
 	}
+	return fmt.Errorf("herald apikey: unknown command %q (create, list or revoke)", args[0])
+}
+
+// withPool runs f with a pool on a current database.
+func withPool(f func(context.Context, *pgxpool.Pool) error) error {
 	cfg, err := config.Load(false)
 	if err != nil {
 		return err
@@ -137,20 +159,54 @@ func apikey(args []string, out io.Writer) error {
 	if err := migrations.Check(ctx, pool); err != nil {
 		return fmt.Errorf("%w (run `herald migrate` first)", err)
 	}
-	if *ifNone {
-		var n int
-		if err := pool.QueryRow(ctx, "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return nil
-		}
-	}
-	plain, key, err := apikeys.Create(ctx, pool, *name, apikeys.Role(*role), time.Duration(*days)*24*time.Hour)
+	return f(ctx, pool)
+}
+
+func apikeyList(ctx context.Context, pool *pgxpool.Pool, out io.Writer) error {
+	keys, err := apikeys.List(ctx, pool)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, plain)
-	fmt.Fprintf(os.Stderr, "created %s key %q (id %d); it is shown only once\n", key.Role, key.Name, key.ID)
-	return nil
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tNAME\tROLE\tPREFIX\tCREATED\tLAST USED\tEXPIRES\tREVOKED")
+	day := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format("2006-01-02 15:04")
+	}
+	for _, k := range keys {
+		fmt.Fprintf(w, "%d\t%s\t%s\thk_%s_…\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.Prefix, day(&k.CreatedAt),
+			day(k.LastUsedAt), day(k.ExpiresAt), day(k.RevokedAt))
+	}
+	return w.Flush()
+}
+
+func apikeyCreate(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
+	name := fs.String("name", "", "what the key is for")
+	role := fs.String("role", "admin", "admin, marketer or agent")
+	days := fs.Int("expires-in-days", 0, "expire after this many days (0: never)")
+	ifNone := fs.Bool("if-none", false, "only create a key when there is none yet (for first start)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return withPool(func(ctx context.Context, pool *pgxpool.Pool) error {
+		if *ifNone {
+			var n int
+			if err := pool.QueryRow(ctx, "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").Scan(&n); err != nil {
+				return fmt.Errorf("count API keys: %w", err)
+			}
+			if n > 0 {
+				return nil
+			}
+		}
+		plain, key, err := apikeys.Create(ctx, pool, *name, apikeys.Role(*role), time.Duration(*days)*24*time.Hour)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, plain)
+		fmt.Fprintf(os.Stderr, "created %s key %q (id %d); it is shown only once\n", key.Role, key.Name, key.ID)
+		return nil
+	})
 }
