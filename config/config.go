@@ -58,6 +58,16 @@ type Config struct {
 	// batches finish the slice they are sending and record it; what is still
 	// in flight when it runs out is cut off and recorded as unknown.
 	ShutdownGrace time.Duration
+	// WebPushHosts are the host suffixes Web Push endpoints may have
+	// (HERALD_WEBPUSH_HOSTS, comma-separated; "*" for any host); empty means
+	// the browsers' push services (delivery.DefaultWebPushHosts).
+	WebPushHosts []string
+	// WebPushPrivateNetworks lets Web Push requests go to loopback and
+	// private addresses (HERALD_WEBPUSH_PRIVATE_NETWORKS): for tests, and a
+	// push service inside one's own network. Off, a subscription naming an
+	// internal address is refused, also when a public-looking name resolves
+	// to one.
+	WebPushPrivateNetworks bool
 	// WorkerID is this process's River client identity (HERALD_WORKER_ID);
 	// empty means the host name, with a slot number when several processes
 	// run on one host. Jobs a crashed process left running under it are
@@ -70,7 +80,10 @@ type Config struct {
 	ProviderCAFile string
 }
 
-var workerIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,59}$`)
+var (
+	workerIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,59}$`)
+	hostRE     = regexp.MustCompile(`^\.?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
+)
 
 // Error names the environment variable that holds a bad value.
 type Error struct {
@@ -116,9 +129,15 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 		BatchSize:              r.integer("HERALD_BATCH_SIZE", 1000),
 		ShutdownGrace:          r.duration("HERALD_SHUTDOWN_GRACE", 25*time.Second),
 		WorkerID:               r.str("HERALD_WORKER_ID", ""),
+		WebPushPrivateNetworks: r.boolean("HERALD_WEBPUSH_PRIVATE_NETWORKS", false),
 		ProviderCAFile:         r.str("HERALD_PROVIDER_CA_FILE", ""),
 	}
 	c.PublicURL = strings.TrimRight(r.str("HERALD_PUBLIC_URL", "http://"+c.Listen), "/")
+	for _, h := range strings.Split(r.str("HERALD_WEBPUSH_HOSTS", ""), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.WebPushHosts = append(c.WebPushHosts, h)
+		}
+	}
 	secret := r.str("HERALD_SECRET", "")
 	if r.err != nil {
 		return nil, r.err
@@ -174,6 +193,11 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 	if c.ProviderCAFile != "" {
 		if _, err := os.Stat(c.ProviderCAFile); err != nil {
 			return nil, &Error{"HERALD_PROVIDER_CA_FILE", "names a file that cannot be read"}
+		}
+	}
+	for _, h := range c.WebPushHosts {
+		if h != "*" && !hostRE.MatchString(h) {
+			return nil, &Error{"HERALD_WEBPUSH_HOSTS", fmt.Sprintf("holds %q, not a host name such as push.example.com (or *)", h)}
 		}
 	}
 	if c.WorkerID != "" && !workerIDRE.MatchString(c.WorkerID) {

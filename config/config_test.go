@@ -28,18 +28,22 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 	t.Parallel()
 	secret := strings.Repeat("s", 32)
 	tests := map[string]map[string]string{
-		"HERALD_SECRET":                {"HERALD_SECRET": "short"},
-		"HERALD_LISTEN":                {"HERALD_SECRET": secret, "HERALD_LISTEN": "8080"},
-		"HERALD_PUBLIC_URL":            {"HERALD_SECRET": secret, "HERALD_PUBLIC_URL": "herald.example.com"},
-		"HERALD_DATABASE_URL":          {"HERALD_SECRET": secret, "HERALD_DATABASE_URL": "mysql://x"},
-		"HERALD_CONFIRM_TOKEN_TTL":     {"HERALD_SECRET": secret, "HERALD_CONFIRM_TOKEN_TTL": "two days"},
-		"HERALD_PENDING_PURGE_AFTER":   {"HERALD_SECRET": secret, "HERALD_PENDING_PURGE_AFTER": "-1h"},
-		"HERALD_RATE_LIMIT_IP":         {"HERALD_SECRET": secret, "HERALD_RATE_LIMIT_IP": "lots"},
-		"HERALD_RATE_LIMIT_SUBSCRIBER": {"HERALD_SECRET": secret, "HERALD_RATE_LIMIT_SUBSCRIBER": "0"},
-		"HERALD_SIMULATOR":             {"HERALD_SECRET": secret, "HERALD_SIMULATOR": "maybe"},
-		"HERALD_LOG_LEVEL":             {"HERALD_SECRET": secret, "HERALD_LOG_LEVEL": "loud"},
-		"HERALD_VAPID_SUBJECT":         {"HERALD_SECRET": secret, "HERALD_VAPID_SUBJECT": "admin@example.com"},
-		"HERALD_SMTP_URL":              {"HERALD_SECRET": secret, "HERALD_SMTP_URL": "mail.example.com"},
+		"HERALD_SECRET":                   {"HERALD_SECRET": "short"},
+		"HERALD_LISTEN":                   {"HERALD_SECRET": secret, "HERALD_LISTEN": "8080"},
+		"HERALD_PUBLIC_URL":               {"HERALD_SECRET": secret, "HERALD_PUBLIC_URL": "herald.example.com"},
+		"HERALD_DATABASE_URL":             {"HERALD_SECRET": secret, "HERALD_DATABASE_URL": "mysql://x"},
+		"HERALD_CONFIRM_TOKEN_TTL":        {"HERALD_SECRET": secret, "HERALD_CONFIRM_TOKEN_TTL": "two days"},
+		"HERALD_PENDING_PURGE_AFTER":      {"HERALD_SECRET": secret, "HERALD_PENDING_PURGE_AFTER": "-1h"},
+		"HERALD_RATE_LIMIT_IP":            {"HERALD_SECRET": secret, "HERALD_RATE_LIMIT_IP": "lots"},
+		"HERALD_RATE_LIMIT_SUBSCRIBER":    {"HERALD_SECRET": secret, "HERALD_RATE_LIMIT_SUBSCRIBER": "0"},
+		"HERALD_SIMULATOR":                {"HERALD_SECRET": secret, "HERALD_SIMULATOR": "maybe"},
+		"HERALD_LOG_LEVEL":                {"HERALD_SECRET": secret, "HERALD_LOG_LEVEL": "loud"},
+		"HERALD_VAPID_SUBJECT":            {"HERALD_SECRET": secret, "HERALD_VAPID_SUBJECT": "admin@example.com"},
+		"HERALD_SMTP_URL":                 {"HERALD_SECRET": secret, "HERALD_SMTP_URL": "mail.example.com"},
+		"HERALD_SHUTDOWN_GRACE":           {"HERALD_SECRET": secret, "HERALD_SHUTDOWN_GRACE": "0s"},
+		"HERALD_WORKER_ID":                {"HERALD_SECRET": secret, "HERALD_WORKER_ID": "Worker One"},
+		"HERALD_WEBPUSH_HOSTS":            {"HERALD_SECRET": secret, "HERALD_WEBPUSH_HOSTS": "push.example.com,http://evil/"},
+		"HERALD_WEBPUSH_PRIVATE_NETWORKS": {"HERALD_SECRET": secret, "HERALD_WEBPUSH_PRIVATE_NETWORKS": "sometimes"},
 	}
 	for variable, env := range tests {
 		_, err := config.FromLookup(lookup(env), true)

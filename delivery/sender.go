@@ -40,6 +40,9 @@ type Options struct {
 	// one provider project or key. A missing FCM entry means FCM's default
 	// quota of 600,000 messages a minute; missing others are unlimited.
 	Rates map[Platform]float64
+	// WebPush limits where Web Push requests may go (see EndpointPolicy);
+	// nil sends anywhere, which only tests should want.
+	WebPush *EndpointPolicy
 }
 
 // DefaultFCMRate is FCM's default per-project quota, per second.
@@ -139,7 +142,15 @@ func NewSender(ctx context.Context, creds Credentials, opts Options) (*Sender, e
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
-		s.webpush = &webPushSender{signer: signer, client: &http.Client{Transport: transport}, timeout: s.requestTimeout}
+		web := &http.Client{Transport: transport,
+			// A push service answers; it does not send Herald elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		if opts.WebPush != nil {
+			t := transport.Clone()
+			t.DialContext = opts.WebPush.DialContext
+			web.Transport = t
+		}
+		s.webpush = &webPushSender{signer: signer, client: web, timeout: s.requestTimeout, policy: opts.WebPush}
 	}
 	return s, nil
 }

@@ -8,12 +8,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -25,6 +27,7 @@ type webPushSender struct {
 	signer  *vapidSigner
 	client  *http.Client
 	timeout time.Duration // per request
+	policy  *EndpointPolicy
 }
 
 // webPushPayload is the JSON the service worker receives (web/static/sw.js).
@@ -73,6 +76,14 @@ func (w *webPushSender) send(ctx context.Context, plaintext []byte, m *Message, 
 		out.Class, out.Reason = ClassDeviceGone, "subscription is malformed"
 		return out
 	}
+	if w.policy != nil {
+		// Also for subscriptions stored before the policy, or under a wider
+		// one: such a device can never be sent to, so it is gone.
+		if err := w.policy.CheckURL(d.Token); err != nil {
+			out.Class, out.Reason = ClassDeviceGone, err.Error()
+			return out
+		}
+	}
 	asPrivate, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
 		out.Class, out.Reason = ClassRetryable, err.Error()
@@ -114,6 +125,11 @@ func (w *webPushSender) send(ctx context.Context, plaintext []byte, m *Message, 
 		req.Header.Set("Topic", t)
 	}
 	resp, err := w.client.Do(req)
+	if errors.Is(err, ErrEndpointRefused) {
+		// The name resolved to an address inside a private network.
+		out.Class, out.Reason = ClassDeviceGone, refusedReason(err)
+		return out
+	}
 	if err != nil {
 		out.Class, out.Reason = trace.transportClass(ctx, reqCtx, err, false)
 		return out
@@ -139,4 +155,15 @@ func (w *webPushSender) send(ctx context.Context, plaintext []byte, m *Message, 
 	}
 	out.Reason = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(reason))
 	return out
+}
+
+// refusedReason is the policy's own words for a refused connection, without
+// the URL around them (it holds the subscription's endpoint).
+func refusedReason(err error) string {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if strings.HasPrefix(e.Error(), ErrEndpointRefused.Error()) {
+			return e.Error()
+		}
+	}
+	return ErrEndpointRefused.Error()
 }

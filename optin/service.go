@@ -41,6 +41,9 @@ type Config struct {
 	UnsubscribeTokenTTL time.Duration
 	SubscriberTokenTTL  time.Duration
 	PendingPurgeAfter   time.Duration
+	// WebPush is where Web Push endpoints may point; a subscription whose
+	// endpoint it refuses is refused. nil allows any (tests).
+	WebPush *delivery.EndpointPolicy
 	// Now is the clock; nil means time.Now. Tests move it to expire links.
 	Now func() time.Time
 }
@@ -148,12 +151,26 @@ func (r *SubscribeRequest) deviceParams() (subscribers.DeviceParams, error) {
 	return p, p.Validate("device.")
 }
 
+// checkEndpoint refuses a Web Push endpoint that is not a push service's.
+func (s *Service) checkEndpoint(p subscribers.DeviceParams) error {
+	if p.Platform != delivery.PlatformWebPush || s.cfg.WebPush == nil {
+		return nil
+	}
+	if err := s.cfg.WebPush.CheckURL(p.Token); err != nil {
+		return invalid.Field("device.subscription.endpoint", strings.TrimPrefix(err.Error(), "delivery: web push endpoint refused: "))
+	}
+	return nil
+}
+
 // Subscribe registers the device and asks for membership. With double
 // opt-in the membership is pending and a confirmation job is inserted in the
 // same transaction.
 func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest, client Client) (*SubscribeResult, error) {
 	devParams, err := req.deviceParams()
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkEndpoint(devParams); err != nil {
 		return nil, err
 	}
 	profile := subscribers.SubscriberParams{}

@@ -114,6 +114,8 @@ func newCampaignRig(t *testing.T, perPlatform, batchSize int) *campaignRig {
 		// River's rescuer would take ten minutes: recovery must not need it.
 		"HERALD_RESCUE_STUCK_AFTER=10m", fmt.Sprintf("HERALD_BATCH_SIZE=%d", batchSize),
 		"HERALD_SHUTDOWN_GRACE=15s", "HERALD_LOG_LEVEL=warn",
+		// The simulator's Web Push endpoints are on loopback: opt in.
+		"HERALD_WEBPUSH_HOSTS=127.0.0.1", "HERALD_WEBPUSH_PRIVATE_NETWORKS=true",
 	}}
 }
 

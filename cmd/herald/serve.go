@@ -7,8 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -102,7 +105,16 @@ func serve(args []string) error {
 	}, []string{"platform", "class"})
 	registry.MustRegister(outcomes)
 
-	senders := apps.NewSenders(pool, appStore, delivery.Options{RootCAs: roots}, logger)
+	// Web Push endpoints are URLs a subscriber chooses: they may point only
+	// at the push services, and never into a private network, except for
+	// the simulator that make run starts.
+	webPush := &delivery.EndpointPolicy{Hosts: cfg.WebPushHosts, AllowPrivate: cfg.WebPushPrivateNetworks}
+	if sim != nil {
+		if err := allowSimulator(webPush, sim.URL); err != nil {
+			return err
+		}
+	}
+	senders := apps.NewSenders(pool, appStore, delivery.Options{RootCAs: roots, WebPush: webPush}, logger)
 	var mailer optin.Mailer
 	if cfg.SMTPURL != "" {
 		if mailer, err = optin.NewSMTPMailer(cfg.SMTPURL, cfg.SMTPFrom); err != nil {
@@ -112,7 +124,7 @@ func serve(args []string) error {
 	optinSvc := optin.NewService(pool, appStore, senders, mailer, optin.Config{
 		PublicURL: cfg.PublicURL, Secret: cfg.Secret, ConfirmTokenTTL: cfg.ConfirmTokenTTL,
 		UnsubscribeTokenTTL: cfg.UnsubscribeTokenTTL, SubscriberTokenTTL: cfg.SubscriberTokenTTL,
-		PendingPurgeAfter: cfg.PendingPurgeAfter,
+		PendingPurgeAfter: cfg.PendingPurgeAfter, WebPush: webPush,
 	}, logger)
 
 	campaignSvc := campaigns.NewService(pool, senders, optinSvc, campaigns.Config{
@@ -270,6 +282,26 @@ func handBackDead(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) 
 			logger.Error("hand back jobs of dead workers", "error", err)
 		}
 	}
+}
+
+// allowSimulator lets Web Push reach the in-process simulator (at a loopback
+// address) and nothing else that is private.
+func allowSimulator(p *delivery.EndpointPolicy, simURL string) error {
+	u, err := url.Parse(simURL)
+	if err != nil {
+		return fmt.Errorf("simulator address: %w", err)
+	}
+	addr, err := netip.ParseAddrPort(u.Host)
+	if err != nil {
+		return fmt.Errorf("simulator address: %w", err)
+	}
+	p.AllowAddrs = append(p.AllowAddrs, addr)
+	hosts := p.Hosts
+	if len(hosts) == 0 {
+		hosts = delivery.DefaultWebPushHosts
+	}
+	p.Hosts = append(slices.Clone(hosts), addr.Addr().String())
+	return nil
 }
 
 func ready(ctx context.Context, pool *pgxpool.Pool) error {
