@@ -192,9 +192,6 @@ func TestSenderUnknownWhenConnectionCutAfterRead(t *testing.T) {
 	}
 	for _, tg := range targets {
 		for _, f := range faults {
-			if f.fault.Drop && tg.platform == delivery.PlatformFCM {
-				continue // the same to the SDK as cut, and 7 s of its backoff
-			}
 			t.Run(tg.name+"/"+f.name, func(t *testing.T) {
 				t.Parallel()
 				b := setupTarget(t, tg)
@@ -205,9 +202,11 @@ func TestSenderUnknownWhenConnectionCutAfterRead(t *testing.T) {
 				if strings.Contains(o.Reason, d.Token) {
 					t.Fatalf("reason %q holds the device token", o.Reason)
 				}
-				// The FCM SDK itself resends after a network error (four
-				// times), so FCM may have it more than once.
-				if n := b.received(d); f.fault.Cut && (n < 1 || n > 1 && tg.platform != delivery.PlatformFCM) {
+				// Nothing resends it, the FCM SDK's own retry included.
+				if n := b.sim.Requests(); n != 1 {
+					t.Fatalf("the simulator got %d request(s)", n)
+				}
+				if n := b.received(d); f.fault.Cut && n != 1 {
 					t.Fatalf("received %d times", n)
 				}
 			})

@@ -16,10 +16,11 @@ import (
 // request the provider may have (ClassUnknown) from one that never reached it
 // whole (ClassNotSent, ClassRetryable).
 //
-// It holds no goroutine and costs five small allocations per request: itself,
-// three hook closures and the context value. The hooks may run on the
-// transport's own goroutines, concurrently with each other and after the
-// request returned (httptrace says so), hence one atomic word of state.
+// It holds no goroutine and costs six small allocations per request: itself,
+// three hook closures and two context values (httptrace's and the one
+// fcmGuard finds it by). The hooks may run on the transport's own goroutines,
+// concurrently with each other and after the request returned (httptrace says
+// so), hence one atomic word of state.
 //
 // The hooks it relies on fire the same way in golang.org/x/net/http2 (apns2),
 // net/http's bundled HTTP/2 and net/http's HTTP/1.1 (Web Push and FCM):
@@ -36,7 +37,23 @@ import (
 type sendTrace struct {
 	httptrace.ClientTrace
 	state atomic.Uint32
+
+	// The fields below are fcmGuard's (see there): lastErr is the network
+	// error of the last attempt that failed; held says the guard answered in
+	// place of the network, and heldErr is then the network error of the
+	// attempt that may have reached the provider. The guard runs on the
+	// goroutine that sends (http.Client calls RoundTrip on it, as the SDK's
+	// attempts follow one another) and fcmSender reads them on the same
+	// goroutine after the send returned, so they need no synchronisation.
+	lastErr error
+	held    bool
+	heldErr error
 }
+
+// sendTraceKey is the context key under which withSendTrace stores the
+// trace, for fcmGuard: httptrace's own key holds the *ClientTrace, from
+// which the trace cannot be had back safely.
+type sendTraceKey struct{}
 
 const (
 	// Bits of the current (last) attempt.
@@ -64,7 +81,14 @@ func withSendTrace(ctx context.Context) (context.Context, *sendTrace) {
 		}
 	}
 	t.GotFirstResponseByte = func() { t.state.Or(traceAnswered) }
-	return httptrace.WithClientTrace(ctx, &t.ClientTrace), t
+	ctx = httptrace.WithClientTrace(ctx, &t.ClientTrace)
+	return context.WithValue(ctx, sendTraceKey{}, t), t
+}
+
+// sendTraceFrom returns the trace ctx carries, or nil.
+func sendTraceFrom(ctx context.Context) *sendTrace {
+	t, _ := ctx.Value(sendTraceKey{}).(*sendTrace)
+	return t
 }
 
 // wroteHeaders opens an attempt, folding the previous one, if any, into the
@@ -96,10 +120,11 @@ func (t *sendTrace) wroteHeaders() {
 // reqCtx is the context the request ran under (the caller's, with the
 // sender's per-request timeout); caller is the caller's own. earlier says
 // whether attempts before the last one count: they do for the FCM SDK, which
-// resends after network errors whatever was written, and not for apns2 or
-// Web Push, where only the transport retries, and only attempts the server
-// did not process (REFUSED_STREAM, a stream above GOAWAY's last id) or that
-// wrote nothing.
+// resends after network errors whatever was written (fcmGuard answers in
+// place of the resend then, but this stays the rule its decision follows),
+// and not for apns2 or Web Push, where only the transport retries, and only
+// attempts the server did not process (REFUSED_STREAM, a stream above
+// GOAWAY's last id) or that wrote nothing.
 //
 // The rules:
 //   - ClassUnknown when an attempt that counts was written whole and got no
@@ -113,20 +138,44 @@ func (t *sendTrace) wroteHeaders() {
 //     server refused (see refusedStream).
 func (t *sendTrace) transportClass(caller, reqCtx context.Context, err error, earlier bool) (Class, string) {
 	st := t.state.Load()
-	last := st & traceAttempt
-	if refusedStream(err) {
-		last = 0
-	}
-	unanswered := last&traceWrote != 0 && last&traceAnswered == 0
+	last := lastAttempt(st, err)
 	stillWriting := last == traceHeaders && reqCtx.Err() != nil
-	if unanswered || stillWriting || earlier && st&traceEarlierUnanswered != 0 {
-		return ClassUnknown, "no answer after the request was sent: " + transportCause(caller, reqCtx, err)
+	if writtenUnanswered(st, err, earlier) || stillWriting {
+		return ClassUnknown, unknownReason(caller, reqCtx, err)
 	}
 	sent := last&(traceWrote|traceAnswered) != 0 || earlier && st&traceEarlierSent != 0
 	if caller.Err() != nil && !sent {
 		return ClassNotSent, "not sent: " + transportCause(caller, reqCtx, err)
 	}
 	return ClassRetryable, transportCause(caller, reqCtx, err)
+}
+
+// unanswered reports whether an attempt that counts (see transportClass for
+// earlier) was written whole and got no response byte, where err is how the
+// last attempt ended: the provider may have the request.
+func (t *sendTrace) unanswered(err error, earlier bool) bool {
+	return writtenUnanswered(t.state.Load(), err, earlier)
+}
+
+// writtenUnanswered is unanswered for the trace state st.
+func writtenUnanswered(st uint32, err error, earlier bool) bool {
+	last := lastAttempt(st, err)
+	return last&traceWrote != 0 && last&traceAnswered == 0 || earlier && st&traceEarlierUnanswered != 0
+}
+
+// lastAttempt is the last attempt's bits of st, none when it ended in err
+// with a stream the server refused unprocessed (see refusedStream).
+func lastAttempt(st uint32, err error) uint32 {
+	if refusedStream(err) {
+		return 0
+	}
+	return st & traceAttempt
+}
+
+// unknownReason is the Reason of a ClassUnknown outcome whose last attempt
+// ended in err.
+func unknownReason(caller, reqCtx context.Context, err error) string {
+	return "no answer after the request was sent: " + transportCause(caller, reqCtx, err)
 }
 
 // refusedStream reports whether err is the server resetting an HTTP/2 stream
