@@ -34,6 +34,9 @@ func (c *APNsCredentials) Validate() error {
 	return nil
 }
 
+// googleTokenURI is where Google service accounts get their access tokens.
+const googleTokenURI = "https://oauth2.googleapis.com/token"
+
 // Validate checks an FCM service account before it is stored, and takes the
 // project id from it when none is given.
 func (c *FCMCredentials) Validate() error {
@@ -42,6 +45,7 @@ func (c *FCMCredentials) Validate() error {
 		ProjectID   string `json:"project_id"`
 		PrivateKey  string `json:"private_key"`
 		ClientEmail string `json:"client_email"`
+		TokenURI    string `json:"token_uri"`
 	}
 	if err := json.Unmarshal([]byte(c.ServiceAccountJSON), &sa); err != nil {
 		return invalid.Field("service_account_json", "must be the service account JSON file from the Firebase console")
@@ -49,6 +53,14 @@ func (c *FCMCredentials) Validate() error {
 	if sa.Type != "service_account" || sa.PrivateKey == "" || sa.ClientEmail == "" ||
 		!strings.Contains(sa.PrivateKey, "PRIVATE KEY") {
 		return invalid.Field("service_account_json", "needs type service_account, private_key and client_email")
+	}
+	// Herald signs a token request with the key and posts it to token_uri:
+	// only Google's token endpoint may receive it from an uploaded file.
+	if sa.TokenURI != "" && sa.TokenURI != googleTokenURI {
+		return invalid.Fieldf("service_account_json", "token_uri must be %s", googleTokenURI)
+	}
+	if err := checkRSAKey(sa.PrivateKey); err != nil {
+		return invalid.Field("service_account_json", "private_key is not an RSA private key in PEM")
 	}
 	if c.ProjectID == "" {
 		c.ProjectID = sa.ProjectID
