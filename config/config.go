@@ -78,6 +78,15 @@ type Config struct {
 	// addition to the system roots (HERALD_PROVIDER_CA_FILE): a provider
 	// simulator run outside Herald, or a corporate TLS proxy.
 	ProviderCAFile string
+
+	// MetricsListen is a second address that serves only /metrics
+	// (HERALD_METRICS_LISTEN), for a scraper on a private network; empty
+	// for none. MetricsToken is the bearer token /metrics on the main
+	// listener requires (HERALD_METRICS_TOKEN). With neither, /metrics on
+	// the main listener answers only callers on the loopback interface:
+	// metrics name routes, counts and outcomes an outsider has no need of.
+	MetricsListen string
+	MetricsToken  string
 }
 
 var (
@@ -131,6 +140,8 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 		WorkerID:               r.str("HERALD_WORKER_ID", ""),
 		WebPushPrivateNetworks: r.boolean("HERALD_WEBPUSH_PRIVATE_NETWORKS", false),
 		ProviderCAFile:         r.str("HERALD_PROVIDER_CA_FILE", ""),
+		MetricsListen:          r.str("HERALD_METRICS_LISTEN", ""),
+		MetricsToken:           r.str("HERALD_METRICS_TOKEN", ""),
 	}
 	c.PublicURL = strings.TrimRight(r.str("HERALD_PUBLIC_URL", "http://"+c.Listen), "/")
 	for _, h := range strings.Split(r.str("HERALD_WEBPUSH_HOSTS", ""), ",") {
@@ -202,6 +213,17 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 	}
 	if c.WorkerID != "" && !workerIDRE.MatchString(c.WorkerID) {
 		return nil, &Error{"HERALD_WORKER_ID", "must be 1-60 characters of a-z, 0-9 and - (a name for this process, stable across restarts)"}
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return nil, &Error{"HERALD_METRICS_LISTEN", "must be host:port, e.g. 10.0.0.5:9090"}
+		}
+		if c.MetricsListen == c.Listen {
+			return nil, &Error{"HERALD_METRICS_LISTEN", "must differ from HERALD_LISTEN"}
+		}
+	}
+	if c.MetricsToken != "" && (len(c.MetricsToken) < 16 || strings.ContainsAny(c.MetricsToken, " \t\r\n")) {
+		return nil, &Error{"HERALD_METRICS_TOKEN", "must be at least 16 characters without spaces (e.g. `openssl rand -hex 16`)"}
 	}
 	if c.BatchSize > 10_000 {
 		return nil, &Error{"HERALD_BATCH_SIZE", "must be at most 10000"}

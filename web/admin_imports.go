@@ -1,9 +1,7 @@
 package web
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -24,10 +22,9 @@ func (s *Server) createImport(c *fiber.Ctx) error {
 		c.Context().SetConnectionClose()
 		return subscribers.ErrImportTooLarge
 	}
-	var body io.Reader = c.Context().RequestBodyStream()
-	if body == nil {
-		body = bytes.NewReader(c.Body())
-	}
+	// Streamed, not read whole: readBody counts it (body.go), and
+	// CreateImport stops reading past the import limit.
+	body := bodyStream(c)
 	filename := c.Query("filename", "upload.csv")
 	if err := subscribers.ValidateText("filename", filename, 255, false); err != nil {
 		return err

@@ -38,6 +38,10 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 
 var testSecret = []byte("test-secret-test-secret-test-secret-0123")
 
+// testMetricsToken is what /metrics asks of the tests' requests, which come
+// through app.Test and not from the loopback interface.
+const testMetricsToken = "test-metrics-token-0123"
+
 // env is the whole of Herald, shared by the package's tests: one schema, one
 // simulator, one River client. Tests isolate themselves by making their own
 // app, lists and keys.
@@ -84,6 +88,8 @@ func newEnv(t *testing.T) *env {
 			return "8192", true
 		case "HERALD_TRUST_PROXY":
 			return "true", true
+		case "HERALD_METRICS_TOKEN":
+			return testMetricsToken, true
 		}
 		return "", false
 	}, true)

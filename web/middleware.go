@@ -16,20 +16,40 @@ import (
 
 const localsKey = "herald_api_key"
 
-// authenticate requires a valid API key on the admin API.
+// authenticate requires a valid API key on the admin API. Its answers are
+// never stored by caches: they carry API keys, identity secrets and personal
+// data, and a 401 must not be served from a cache either.
 func (s *Server) authenticate(c *fiber.Ctx) error {
-	raw, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
-	if !ok || raw == "" {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	raw, ok := bearerToken(c)
+	if !ok {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="herald"`)
 		return problem(c, fiber.StatusUnauthorized, "Unauthorized", "send Authorization: Bearer <API key>")
 	}
-	key, err := apikeys.Authenticate(c.UserContext(), s.Pool, strings.TrimSpace(raw))
+	if textReason([]byte(raw)) != "" {
+		// Not a key Herald made, and not text PostgreSQL would look up.
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="herald", error="invalid_token"`)
+		return apikeys.ErrInvalid
+	}
+	key, err := apikeys.Authenticate(c.UserContext(), s.Pool, raw)
 	if err != nil {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="herald", error="invalid_token"`)
 		return err
 	}
 	c.Locals(localsKey, key)
 	return c.Next()
+}
+
+// bearerToken is the token of an Authorization: Bearer header. The scheme
+// is case-insensitive (RFC 9110, section 11.1), so "bearer" and "BEARER"
+// are Bearer too.
+func bearerToken(c *fiber.Ctx) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(c.Get(fiber.HeaderAuthorization)), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }
 
 // allow lets only keys with one of roles through.
@@ -43,20 +63,78 @@ func (s *Server) allow(roles ...apikeys.Role) fiber.Handler {
 	}
 }
 
+// limitByIP spends one of the caller's address's requests per minute
+// (HERALD_RATE_LIMIT_IP). Only the public API and the pages are limited
+// this way: it is a route's own middleware, so static files, health checks
+// and unknown paths spend nothing.
 func (s *Server) limitByIP(c *fiber.Ctx) error {
 	if c.Method() == fiber.MethodOptions {
 		return c.Next()
 	}
-	return s.limit(c, s.ipLimit, "ip:"+clientIP(c).String())
+	if ok, wait := s.ipLimit.allow(ipKey(c)); !ok {
+		return tooMany(wait, "too many requests from this address")
+	}
+	return c.Next()
 }
 
-func (s *Server) limit(c *fiber.Ctx, l *limiter, key string) error {
-	ok, wait := l.allow(key)
-	if ok {
-		return c.Next()
+// limitByIPUnlessOwner is limitByIP for the links that unsubscribe: a
+// caller over its address's budget still gets through when owns reports
+// that the request proves whose it is (a signed link that verifies),
+// because leaving must never be rate limited into failure for the person
+// who leaves, even when others share their address. Otherwise it is a 429
+// as usual.
+func (s *Server) limitByIPUnlessOwner(owns func(c *fiber.Ctx) bool) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ok, wait := s.ipLimit.allow(ipKey(c))
+		if ok || owns(c) {
+			return c.Next()
+		}
+		return tooMany(wait, "too many requests from this address")
 	}
-	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(wait.Seconds())+1))
-	return problem(c, fiber.StatusTooManyRequests, "Too many requests", "slow down and retry after the Retry-After seconds")
+}
+
+// limitByIPDeferred is limitByIP for POST /public/v1/unsubscribe, whose
+// proof is in the body: a caller over its address's budget is let through
+// to the handler, which answers 429 unless the proof verifies (overIPBudget).
+func (s *Server) limitByIPDeferred(c *fiber.Ctx) error {
+	if ok, wait := s.ipLimit.allow(ipKey(c)); !ok {
+		c.Locals(overBudgetKey, wait)
+	}
+	return c.Next()
+}
+
+const overBudgetKey = "herald_over_ip_budget"
+
+// overIPBudget reports whether limitByIPDeferred found the caller over its
+// address's budget, and for how long.
+func overIPBudget(c *fiber.Ctx) (time.Duration, bool) {
+	wait, over := c.Locals(overBudgetKey).(time.Duration)
+	return wait, over
+}
+
+func ipKey(c *fiber.Ctx) string { return "ip:" + clientIP(c).String() }
+
+// tooMany is a 429, with the Retry-After that says when the budget is
+// back (handleError writes it).
+func tooMany(wait time.Duration, detail string) error {
+	return &rateLimited{wait: wait, detail: detail}
+}
+
+type rateLimited struct {
+	wait   time.Duration
+	detail string
+}
+
+func (e *rateLimited) Error() string { return "rate limited: " + e.detail }
+
+// retryAfter is the Retry-After header's value: whole seconds, rounded up.
+func (e *rateLimited) retryAfter() string { return strconv.Itoa(int(e.wait/time.Second) + 1) }
+
+// publicHeaders are the public API's: CORS, and no caching, since answers
+// carry subscriber tokens and signed preference links.
+func (s *Server) publicHeaders(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return s.cors(c)
 }
 
 // cors lets a company's own site call the public API and load embed.js.
@@ -78,6 +156,16 @@ func (s *Server) pageHeaders(c *fiber.Ctx) error {
 	c.Set("Referrer-Policy", "no-referrer")
 	c.Set("X-Content-Type-Options", "nosniff")
 	c.Set("X-Frame-Options", "DENY")
+	return c.Next()
+}
+
+// strictTransport tells browsers to use https only (HSTS) when Herald is
+// served over https (HERALD_PUBLIC_URL). Browsers ignore the header on
+// plain http, which is what Herald sees behind a proxy that ends TLS, so it
+// is sent on every answer. Subdomains are not included: they may be
+// another service's.
+func strictTransport(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000")
 	return c.Next()
 }
 

@@ -139,7 +139,7 @@ func TestMetricsAndProbes(t *testing.T) {
 		b.do(http.MethodDelete, "/no-such-route", "", "", nil)
 		b.do(http.MethodPost, "/public/v1/unsubscribe", "", "application/json", []byte(`{}`))
 	}
-	m := b.do(http.MethodGet, "/metrics", "", "", nil)
+	m := b.do(http.MethodGet, "/metrics", testMetricsToken, "", nil)
 	if m.status != http.StatusOK {
 		t.Fatalf("metrics: %d", m.status)
 	}

@@ -6,7 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -46,6 +51,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if errors.As(err, &bad) {
 		return writeProblem(c, Problem{Type: "about:blank", Title: "Malformed request", Status: fiber.StatusBadRequest,
 			Detail: bad.field + ": " + bad.reason, Field: bad.field, Reason: bad.reason})
+	}
+	var limited *rateLimited
+	if errors.As(err, &limited) {
+		c.Set(fiber.HeaderRetryAfter, limited.retryAfter())
+		return problem(c, fiber.StatusTooManyRequests, "Too many requests", limited.detail+"; retry after the Retry-After seconds")
 	}
 	if ie, ok := invalid.As(err); ok {
 		return writeProblem(c, Problem{Type: "about:blank", Title: "Invalid input", Status: fiber.StatusUnprocessableEntity,
@@ -92,6 +102,8 @@ func httpTitle(code int) string {
 		return "Unsupported media type"
 	case fiber.StatusTooManyRequests:
 		return "Too many requests"
+	case fiber.StatusRequestTimeout:
+		return "Request timeout"
 	case fiber.StatusUnauthorized:
 		return "Unauthorized"
 	case fiber.StatusForbidden:
@@ -100,27 +112,28 @@ func httpTitle(code int) string {
 	return fiber.ErrInternalServerError.Message
 }
 
-// decodeJSON reads a bounded JSON body into v, refusing unknown fields and
-// trailing data, and names the field at fault.
+// decodeJSON reads a JSON body into v, refusing unknown fields, trailing
+// data and strings that are not text (see edge.go), and names the field at
+// fault. readBody has already bounded the body by the route's limit while
+// reading it, and refused compressed ones.
 func (s *Server) decodeJSON(c *fiber.Ctx, v any) error {
-	if cl := c.Request().Header.ContentLength(); cl > s.Config.MaxBodyBytes {
-		// The unread body must not be taken for the next request.
-		c.Context().SetConnectionClose()
-		return fiber.NewError(fiber.StatusRequestEntityTooLarge, fmt.Sprintf("JSON bodies are limited to %d bytes", s.Config.MaxBodyBytes))
-	}
 	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
 	if !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "text/plain") {
 		// text/plain is what navigator.sendBeacon and simple CORS requests send.
 		return fiber.NewError(fiber.StatusUnsupportedMediaType, "send Content-Type: application/json")
 	}
-	body := c.Body()
+	// The raw body: fiber's Ctx.Body() would inflate a compressed one.
+	body := c.Request().Body()
 	if len(body) > s.Config.MaxBodyBytes {
 		return fiber.NewError(fiber.StatusRequestEntityTooLarge, fmt.Sprintf("JSON bodies are limited to %d bytes", s.Config.MaxBodyBytes))
+	}
+	if field, reason, bad := jsonTextProblem(body); bad {
+		return invalid.Field(field, reason)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(err, body, reflect.TypeOf(v))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &malformed{field: "body", reason: "has data after the JSON value"}
@@ -133,23 +146,197 @@ type malformed struct{ field, reason string }
 
 func (m *malformed) Error() string { return m.field + ": " + m.reason }
 
-func jsonError(err error) error {
-	ie := jsonProblem(err).(*invalid.Error)
-	return &malformed{field: ie.Field, reason: ie.Reason}
-}
-
-func jsonProblem(err error) error {
+// jsonError says what is wrong with a body that did not decode into a
+// value of type t, in words for people rather than Go types: a syntax error,
+// a wrong type or an unknown field is malformed (400); valid JSON whose
+// value a field cannot take (a time that is not one) is invalid (422).
+func jsonError(err error, body []byte, t reflect.Type) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		return invalid.Fieldf("body", "is not valid JSON (at byte %d)", syn.Offset)
+		return &malformed{field: "body", reason: fmt.Sprintf("is not valid JSON: %s (at byte %d)", strings.TrimPrefix(syn.Error(), "json: "), syn.Offset)}
 	case errors.As(err, &typ):
-		return invalid.Fieldf(typ.Field, "must be %s, not %s", typ.Type.String(), typ.Value)
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return &malformed{field: field, reason: fmt.Sprintf("must be %s, not %s", jsonTypeName(typ.Type), jsonValueName(typ.Value))}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return invalid.Field("body", "is empty or cut short; send a JSON object")
+		return &malformed{field: "body", reason: "is empty or cut short; send a JSON object"}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return invalid.Field(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "is not a known field")
+		return &malformed{field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), reason: "is not a known field"}
 	}
-	return invalid.Field("body", "is not valid JSON")
+	// A type that reads its own JSON (time.Time) refused a value; the
+	// decoder does not say where, so find it.
+	if field, ft, ok := locateRefusedValue(body, t); ok {
+		if ft == timeType {
+			return invalid.Field(field, "must be an RFC 3339 time such as 2026-12-01T09:00:00Z")
+		}
+		return invalid.Field(field, "is not a valid value for this field")
+	}
+	return &malformed{field: "body", reason: "is not the JSON this request takes"}
+}
+
+// jsonTypeName names what a Go type takes in JSON.
+func jsonTypeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == timeType:
+		return "an RFC 3339 time such as 2026-12-01T09:00:00Z"
+	case t == rawMessageType:
+		return "a JSON value"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	case reflect.Slice, reflect.Array:
+		return "a JSON array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number, not negative"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "a JSON value"
+}
+
+// jsonValueName names the JSON value an UnmarshalTypeError found.
+func jsonValueName(v string) string {
+	switch v {
+	case "string":
+		return "a string"
+	case "number":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "array":
+		return "an array"
+	case "object":
+		return "an object"
+	}
+	if n, ok := strings.CutPrefix(v, "number "); ok {
+		return n // out of range, or not whole
+	}
+	return v
+}
+
+var (
+	timeType        = reflect.TypeFor[time.Time]()
+	rawMessageType  = reflect.TypeFor[json.RawMessage]()
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+)
+
+// locateRefusedValue walks the JSON document in body beside the Go type t
+// and returns the path of the first value whose type decodes itself (a
+// json.Unmarshaler such as time.Time) and refuses it, with that type.
+func locateRefusedValue(body []byte, t reflect.Type) (string, reflect.Type, bool) {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if dec.Decode(&doc) != nil || t == nil {
+		return "", nil, false
+	}
+	return refusedValue(doc, t, "")
+}
+
+func refusedValue(v any, t reflect.Type, path string) (string, reflect.Type, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v == nil {
+		return "", nil, false // null leaves the zero value
+	}
+	if t != rawMessageType && reflect.PointerTo(t).Implements(unmarshalerType) {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return "", nil, false
+		}
+		if reflect.New(t).Interface().(json.Unmarshaler).UnmarshalJSON(raw) != nil {
+			return pathOr(path, "body"), t, true
+		}
+		return "", nil, false
+	}
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return "", nil, false
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			var ft reflect.Type
+			if t.Kind() == reflect.Map {
+				ft = t.Elem()
+			} else if ft, ok = jsonField(t, k); !ok {
+				continue
+			}
+			if f, ftype, found := refusedValue(m[k], ft, join(k)); found {
+				return f, ftype, true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		a, ok := v.([]any)
+		if !ok {
+			return "", nil, false
+		}
+		for i, e := range a {
+			if f, ftype, found := refusedValue(e, t.Elem(), pathOr(path, "body")+"["+strconv.Itoa(i)+"]"); found {
+				return f, ftype, true
+			}
+		}
+	}
+	return "", nil, false
+}
+
+// jsonField is the type of the struct field encoding/json fills from the
+// member name, looking into embedded structs as it does.
+func jsonField(t reflect.Type, name string) (reflect.Type, bool) {
+	var fold reflect.Type
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		tagName, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && tagName == "" {
+			et := f.Type
+			for et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				if ft, ok := jsonField(et, name); ok {
+					return ft, true
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		key := tagName
+		if key == "" {
+			key = f.Name
+		}
+		if key == name {
+			return f.Type, true
+		}
+		if fold == nil && strings.EqualFold(key, name) {
+			fold = f.Type
+		}
+	}
+	return fold, fold != nil
 }

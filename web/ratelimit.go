@@ -30,6 +30,18 @@ func newLimiter(limit int, per time.Duration) *limiter {
 // allow counts one request for key and reports whether it is within the
 // limit, and if not how long until it will be.
 func (l *limiter) allow(key string) (bool, time.Duration) {
+	return l.check(key, true)
+}
+
+// spent reports whether key's budget is used up, and for how long, without
+// counting a request: for budgets spent only once a request has proven
+// whose it is.
+func (l *limiter) spent(key string) (bool, time.Duration) {
+	ok, wait := l.check(key, false)
+	return !ok, wait
+}
+
+func (l *limiter) check(key string, count bool) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -43,12 +55,17 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 	}
 	w, ok := l.counts[key]
 	if !ok || now.After(w.reset) {
+		if !count {
+			return true, 0
+		}
 		w = &window{reset: now.Add(l.window)}
 		l.counts[key] = w
 	}
 	if w.count >= l.limit {
 		return false, w.reset.Sub(now)
 	}
-	w.count++
+	if count {
+		w.count++
+	}
 	return true, 0
 }

@@ -9,6 +9,7 @@ import (
 	"embed"
 	"html/template"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -49,11 +50,13 @@ type Deps struct {
 // Server holds the handlers' dependencies.
 type Server struct {
 	Deps
-	pages     *template.Template
-	ipLimit   *limiter
-	subLimit  *limiter
-	httpCount *prometheus.CounterVec
-	httpTime  *prometheus.HistogramVec
+	pages    *template.Template
+	ipLimit  *limiter
+	subLimit *limiter
+	// proofLimit counts failed identity proofs per client address.
+	proofLimit *limiter
+	httpCount  *prometheus.CounterVec
+	httpTime   *prometheus.HistogramVec
 }
 
 // New builds the fiber app with every route.
@@ -63,31 +66,50 @@ func New(d Deps) *fiber.App {
 		pages:    template.Must(template.ParseFS(templateFS, "templates/*.html")),
 		ipLimit:  newLimiter(d.Config.RateLimitPerIP, time.Minute),
 		subLimit: newLimiter(d.Config.RateLimitPerSubscriber, time.Minute),
+		// As many failed proofs per address as requests per subscriber: a
+		// person mistyping is far below it, guessing far above.
+		proofLimit: newLimiter(d.Config.RateLimitPerSubscriber, time.Minute),
 	}
 	s.registerMetrics()
 	app := fiber.New(fiber.Config{
 		AppName:               "herald",
 		DisableStartupMessage: true,
-		BodyLimit:             d.Config.MaxImportBytes,
-		StreamRequestBody:     true,
-		ReadBufferSize:        16 << 10, // room for long push endpoints and tokens in URLs
-		ReadTimeout:           2 * time.Minute,
-		WriteTimeout:          2 * time.Minute,
-		IdleTimeout:           2 * time.Minute,
-		ErrorHandler:          s.handleError,
-		ProxyHeader:           proxyHeader(d.Config.TrustProxy),
+		// Streaming, so that the CSV import is never held in memory; every
+		// body is bounded by its route's limit in readBody (body.go), which
+		// explains why fasthttp's own limit cannot do it. BodyLimit stays at
+		// the largest body a route takes: with streaming, fasthttp uses it
+		// only to choose how to pre-read the first 8 KiB.
+		BodyLimit:         d.Config.MaxImportBytes,
+		StreamRequestBody: true,
+		// Herald takes no multipart bodies; fasthttp would otherwise parse
+		// one, into memory and temporary files, before any handler runs.
+		DisablePreParseMultipartForm: true,
+		ReadBufferSize:               16 << 10, // room for long push endpoints and tokens in URLs
+		ReadTimeout:                  2 * time.Minute,
+		WriteTimeout:                 2 * time.Minute,
+		IdleTimeout:                  2 * time.Minute,
+		ErrorHandler:                 s.handleError,
+		ProxyHeader:                  proxyHeader(d.Config.TrustProxy),
 		// fiber's strings otherwise alias pooled request buffers, and what
 		// outlives a request (Prometheus label values, first of all) would be
 		// rewritten underneath by a later one.
 		Immutable: true,
 	})
 	app.Use(s.recoverPanics, s.observe)
+	if strings.HasPrefix(d.Config.PublicURL, "https://") {
+		app.Use(strictTransport)
+	}
+	// Bodies are bounded, and text checked, before anything else reads
+	// them (body.go, edge.go).
+	app.Use(s.readBody, checkText)
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", s.readyz)
-	app.Get("/metrics", s.metrics)
+	app.Get("/metrics", s.metricsAccess, s.metrics)
 	app.Get("/", s.home)
 
+	// checkParams, first in each route with parameters, refuses any that
+	// is not text (edge.go).
 	api := app.Group("/api/v1", s.authenticate)
 	adminOrMarketer := s.allow(apikeys.RoleAdmin, apikeys.RoleMarketer)
 	anyRole := s.allow(apikeys.RoleAdmin, apikeys.RoleMarketer, apikeys.RoleAgent)
@@ -95,62 +117,83 @@ func New(d Deps) *fiber.App {
 
 	api.Get("/lists", adminOrMarketer, s.listLists)
 	api.Post("/lists", adminOrMarketer, s.createList)
-	api.Get("/lists/:slug", adminOrMarketer, s.getList)
-	api.Patch("/lists/:slug", adminOrMarketer, s.updateList)
-	api.Delete("/lists/:slug", adminOrMarketer, s.deleteList)
-	api.Put("/lists/:slug/subscribers/:id", adminOrMarketer, s.setMembership)
+	api.Get("/lists/:slug", checkParams, adminOrMarketer, s.getList)
+	api.Patch("/lists/:slug", checkParams, adminOrMarketer, s.updateList)
+	api.Delete("/lists/:slug", checkParams, adminOrMarketer, s.deleteList)
+	api.Put("/lists/:slug/subscribers/:id", checkParams, adminOrMarketer, s.setMembership)
 
 	api.Get("/subscribers", anyRole, s.listSubscribers)
 	api.Post("/subscribers", adminOrMarketer, s.createSubscriber)
-	api.Get("/subscribers/:id", anyRole, s.getSubscriber)
-	api.Patch("/subscribers/:id", adminOrMarketer, s.updateSubscriber)
-	api.Delete("/subscribers/:id", admin, s.eraseSubscriber)
-	api.Post("/subscribers/:id/erase", admin, s.eraseSubscriber)
-	api.Get("/subscribers/:id/export", admin, s.exportSubscriber)
-	api.Put("/subscribers/:id/devices/:device", admin, s.markTestDevice)
+	api.Get("/subscribers/:id", checkParams, anyRole, s.getSubscriber)
+	api.Patch("/subscribers/:id", checkParams, adminOrMarketer, s.updateSubscriber)
+	api.Delete("/subscribers/:id", checkParams, admin, s.eraseSubscriber)
+	api.Post("/subscribers/:id/erase", checkParams, admin, s.eraseSubscriber)
+	api.Get("/subscribers/:id/export", checkParams, admin, s.exportSubscriber)
+	api.Put("/subscribers/:id/devices/:device", checkParams, admin, s.markTestDevice)
 
 	api.Post("/campaigns", adminOrMarketer, s.createCampaign)
 	api.Get("/campaigns", adminOrMarketer, s.listCampaigns)
-	api.Get("/campaigns/:id", adminOrMarketer, s.getCampaign)
-	api.Patch("/campaigns/:id", adminOrMarketer, s.updateCampaign)
-	api.Get("/campaigns/:id/preview", adminOrMarketer, s.previewCampaign)
-	api.Get("/campaigns/:id/stats", adminOrMarketer, s.campaignStats)
-	api.Get("/campaigns/:id/deliveries", adminOrMarketer, s.campaignDeliveries)
-	api.Post("/campaigns/:id/:action", adminOrMarketer, s.campaignAction)
+	api.Get("/campaigns/:id", checkParams, adminOrMarketer, s.getCampaign)
+	api.Patch("/campaigns/:id", checkParams, adminOrMarketer, s.updateCampaign)
+	api.Get("/campaigns/:id/preview", checkParams, adminOrMarketer, s.previewCampaign)
+	api.Get("/campaigns/:id/stats", checkParams, adminOrMarketer, s.campaignStats)
+	api.Get("/campaigns/:id/deliveries", checkParams, adminOrMarketer, s.campaignDeliveries)
+	api.Post("/campaigns/:id/:action", checkParams, adminOrMarketer, s.campaignAction)
 
 	api.Post("/imports", adminOrMarketer, s.createImport)
-	api.Get("/imports/:id", adminOrMarketer, s.getImport)
+	api.Get("/imports/:id", checkParams, adminOrMarketer, s.getImport)
 
 	api.Post("/apps", admin, s.createApp)
-	api.Get("/apps/:slug", admin, s.getApp)
-	api.Put("/apps/:slug/credentials/:platform", admin, s.setCredentials)
-	api.Delete("/apps/:slug/credentials/:platform", admin, s.deleteCredentials)
+	api.Get("/apps/:slug", checkParams, admin, s.getApp)
+	api.Put("/apps/:slug/credentials/:platform", checkParams, admin, s.setCredentials)
+	api.Delete("/apps/:slug/credentials/:platform", checkParams, admin, s.deleteCredentials)
 	api.Post("/api-keys", admin, s.createAPIKey)
 	api.Get("/api-keys", admin, s.listAPIKeys)
-	api.Delete("/api-keys/:id", admin, s.revokeAPIKey)
+	api.Delete("/api-keys/:id", checkParams, admin, s.revokeAPIKey)
 
-	pub := app.Group("/public/v1", s.cors, s.limitByIP)
-	pub.Get("/apps/:app", s.publicApp)
-	pub.Post("/subscribe", s.subscribe)
-	pub.Post("/preferences", s.publicPreferences)
-	pub.Post("/unsubscribe", s.publicUnsubscribe)
-	pub.Post("/campaign-actions", s.campaignActionTap)
+	// Only the public API's routes and the pages spend the per-address
+	// budget: each route has limitByIP (or a variant) of its own, so static
+	// files and unknown paths spend nothing.
+	pub := app.Group("/public/v1", s.publicHeaders)
+	pub.Get("/apps/:app", s.limitByIP, checkParams, s.publicApp)
+	pub.Post("/subscribe", s.limitByIP, s.subscribe)
+	pub.Post("/preferences", s.limitByIP, s.publicPreferences)
+	pub.Post("/unsubscribe", s.limitByIPDeferred, s.publicUnsubscribe)
+	pub.Post("/campaign-actions", s.limitByIP, s.campaignActionTap)
 
-	pages := app.Group("", s.limitByIP, s.pageHeaders)
-	pages.Get("/l/:list", s.optInPage)
-	pages.Get("/c/:token", s.click)
-	pages.Get("/confirm/:token", s.confirmPage)
-	pages.Post("/confirm/:token", s.confirmSubmit)
-	pages.Get("/u/:token", s.unsubscribePage)
-	pages.Post("/u/:token", s.unsubscribeSubmit)
-	pages.Get("/preferences/:token", s.preferencesPage)
-	pages.Post("/preferences/:token", s.preferencesSubmit)
+	page := []fiber.Handler{s.limitByIP, s.pageHeaders, checkParams}
+	// Unsubscribe links and the preference page work past the address's
+	// budget for whoever holds a link that verifies (limitByIPUnlessOwner).
+	unsubscribeLink := []fiber.Handler{s.limitByIPUnlessOwner(s.holdsUnsubscribeLink), s.pageHeaders, checkParams}
+	preferencesLink := []fiber.Handler{s.limitByIPUnlessOwner(s.holdsPreferencesLink), s.pageHeaders, checkParams}
+	app.Get("/l/:list", append(page, s.optInPage)...)
+	app.Get("/c/:token", append(page, s.click)...)
+	app.Get("/confirm/:token", append(page, s.confirmPage)...)
+	app.Post("/confirm/:token", append(page, s.confirmSubmit)...)
+	app.Get("/u/:token", append(unsubscribeLink, s.unsubscribePage)...)
+	app.Post("/u/:token", append(unsubscribeLink, s.unsubscribeSubmit)...)
+	app.Get("/preferences/:token", append(preferencesLink, s.preferencesPage)...)
+	app.Post("/preferences/:token", append(preferencesLink, s.preferencesSubmit)...)
 	app.Get("/sw.js", s.static("static/sw.js", "text/javascript"))
 	app.Get("/embed.js", s.cors, s.static("static/embed.js", "text/javascript"))
 	app.Get("/static/style.css", s.static("static/style.css", "text/css"))
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return app
+}
+
+// holdsUnsubscribeLink reports whether the request's path holds an
+// unsubscribe link that verifies.
+func (s *Server) holdsUnsubscribeLink(c *fiber.Ctx) bool {
+	_, err := s.OptIn.InspectUnsubscribe(c.UserContext(), c.Params("token"))
+	return err == nil
+}
+
+// holdsPreferencesLink reports whether the request's path holds a
+// preference-page link that verifies.
+func (s *Server) holdsPreferencesLink(c *fiber.Ctx) bool {
+	_, err := s.OptIn.PreferencesSubscriber(c.Params("token"))
+	return err == nil
 }
 
 func proxyHeader(trust bool) string {
@@ -168,6 +211,7 @@ func (s *Server) static(name, contentType string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, contentType+"; charset=utf-8")
 		c.Set(fiber.HeaderCacheControl, "no-cache")
+		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 		return c.Send(body)
 	}
 }

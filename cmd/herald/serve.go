@@ -193,10 +193,26 @@ func serve(args []string) error {
 			Registry: registry, Ready: func(ctx context.Context) error { return ready(ctx, pool) },
 		})
 		app = httpApp
-		go func() { errc <- httpApp.Listen(cfg.Listen) }()
+		go func() { errc <- web.Listen(httpApp, cfg.Listen) }()
 		logger.Info("herald is serving", "url", cfg.PublicURL, "listen", cfg.Listen, "version", versionString())
 		fmt.Fprintf(os.Stderr, "\nHerald is up.\n  API:          %s/api/v1\n  Health:       %s/readyz\n  Opt-in page:  %s/l/news (the demo list, with --seed-demo)\n  Metrics:      %s/metrics\n\n",
 			cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL)
+	}
+
+	if cfg.MetricsListen != "" {
+		// Metrics on their own address, in worker processes too.
+		metricsApp := web.NewMetrics(registry, logger)
+		go func() {
+			if err := metricsApp.Listen(cfg.MetricsListen); err != nil {
+				errc <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+		defer func() {
+			if err := metricsApp.ShutdownWithTimeout(time.Second); err != nil {
+				logger.Warn("metrics listener shutdown", "error", err)
+			}
+		}()
+		logger.Info("metrics are served", "metrics_listen", cfg.MetricsListen)
 	}
 
 	var runErr error
