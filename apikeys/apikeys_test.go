@@ -29,10 +29,19 @@ func TestCreateAuthenticateRevokeExpire(t *testing.T) {
 	if err != nil || got.ID != key.ID || got.Role != apikeys.RoleMarketer {
 		t.Fatalf("authenticate: %+v %v", got, err)
 	}
+	used := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := tx.Exec(ctx, `UPDATE api_keys SET last_used_at = $2 WHERE id = $1`, key.ID, used); err != nil {
+		t.Fatal(err)
+	}
 	for _, bad := range []string{"", "hk_", "hk_" + key.Prefix + "_wrong", plain + "x", strings.ToUpper(plain)} {
 		if _, err := apikeys.Authenticate(ctx, tx, bad); err != apikeys.ErrInvalid {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+	// A right prefix with a wrong secret leaves no trace on the key.
+	var after time.Time
+	if err := tx.QueryRow(ctx, `SELECT last_used_at FROM api_keys WHERE id = $1`, key.ID).Scan(&after); err != nil || !after.Equal(used) {
+		t.Errorf("last_used_at moved from %v to %v (%v) on wrong secrets", used, after, err)
 	}
 	if err := apikeys.Revoke(ctx, tx, key.ID); err != nil {
 		t.Fatal(err)

@@ -183,7 +183,10 @@ func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {
 // the proxy's X-Forwarded-For when HERALD_TRUST_PROXY is set and present,
 // else the connection's.
 func clientIP(c *fiber.Ctx) netip.Addr {
-	ip := strings.TrimSpace(strings.Split(c.IP(), ",")[0])
+	// The last entry is the one Herald's own proxy added; anything before it
+	// came from the client and can say anything.
+	hops := strings.Split(c.IP(), ",")
+	ip := strings.TrimSpace(hops[len(hops)-1])
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		a, _ = netip.AddrFromSlice(c.Context().RemoteIP())

@@ -5,6 +5,7 @@
 package web
 
 import (
+	"errors"
 	"context"
 	"embed"
 	"html/template"
@@ -22,6 +23,7 @@ import (
 	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/config"
+	"github.com/herald-im/herald/migrations"
 	"github.com/herald-im/herald/optin"
 )
 
@@ -220,8 +222,15 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 	defer cancel()
 	if err := s.Ready(ctx); err != nil {
+		// The error can name the database's host and user: it goes to the
+		// log, and the answer says only which part is not ready.
 		s.Logger.Warn("not ready", "error", err)
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": err.Error()})
+		reason := "database unreachable"
+		if errors.Is(err, migrations.ErrPending) {
+			reason = "migrations pending"
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": reason})
 	}
 	return c.JSON(fiber.Map{"status": "ready"})
 }
