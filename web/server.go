@@ -5,9 +5,9 @@
 package web
 
 import (
-	"errors"
 	"context"
 	"embed"
+	"errors"
 	"html/template"
 	"log/slog"
 	"strings"
