@@ -137,50 +137,10 @@ func (w *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 	if err != nil {
 		return err
 	}
-	yield := func() (bool, error) {
-		stop, err := run.checkpoint(ctx)
-		if stop == nil {
-			return false, err
-		}
-		switch stop {
-		case stopPaused:
-			return true, s.parkBatch(ctx, a)
-		case stopEnded:
-			return true, s.cancelBatch(ctx, a)
-		default:
-			return true, stop
-		}
-	}
-	for {
-		if done, err := yield(); done || err != nil {
-			return err
-		}
-		n, err := run.claimAndSend(ctx)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			break
-		}
-	}
-	for {
-		if done, err := yield(); done || err != nil {
-			return err
-		}
-		n, next, err := run.resendAndSend(ctx)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			continue
-		}
-		if next.IsZero() {
-			break
-		}
-		// Throttled devices wait for the time their provider named.
-		if err := run.waitUntil(ctx, next); err != nil {
-			return err
-		}
+	finished, err := run.drive(ctx, run.claimAndSend, func() error { return s.parkBatch(ctx, a) },
+		func() error { return s.cancelBatch(ctx, a) })
+	if !finished || err != nil {
+		return err
 	}
 	if _, err := s.pool.Exec(ctx, `UPDATE campaign_batches SET state = 'done'
 		WHERE campaign_id = $1 AND batch = $2 AND state = 'pending' AND generation = $3`,

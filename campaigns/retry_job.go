@@ -130,50 +130,14 @@ func (w *RetryWorker) Work(ctx context.Context, job *river.Job[RetryArgs]) error
 		return err
 	}
 	run.finishedIsRunning = true
-	yield := func() (bool, error) {
-		stop, err := run.checkpoint(ctx)
-		switch {
-		case err != nil:
-			return true, err
-		case stop == nil:
-			return false, nil
-		case errors.Is(stop, stopPaused):
-			return true, s.parkRetry(ctx, a)
-		case errors.Is(stop, stopEnded):
-			return true, s.endRetry(ctx, a, "cancelled")
-		default:
-			return true, stop
-		}
-	}
-	for {
-		if done, err := yield(); done || err != nil {
-			return err
-		}
+	pick := func(ctx context.Context) (int, error) {
 		n, _, err := run.reclaimAndSend(ctx, retryable, includeUnknown, math.MaxInt32)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			break
-		}
+		return n, err
 	}
-	for {
-		if done, err := yield(); done || err != nil {
-			return err
-		}
-		n, next, err := run.resendAndSend(ctx)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			continue
-		}
-		if next.IsZero() {
-			break
-		}
-		if err := run.waitUntil(ctx, next); err != nil {
-			return err
-		}
+	finished, err := run.drive(ctx, pick, func() error { return s.parkRetry(ctx, a) },
+		func() error { return s.endRetry(ctx, a, "cancelled") })
+	if !finished || err != nil {
+		return err
 	}
 	return s.endRetry(ctx, a, "done")
 }

@@ -134,6 +134,62 @@ func (r *sendRun) checkpoint(ctx context.Context) (stop error, err error) {
 	}
 }
 
+// drive runs a job's two phases, checking between every slice whether to
+// go on (see checkpoint): first, slices from first until it finds nothing
+// more; then the open ends, the unknown outcomes to resend and the
+// throttled devices whose time has come, waiting for that time when it is
+// near. It reports whether both phases ran to the end; otherwise the job
+// ends with its error (a snooze that gives it back to River, or a failure),
+// or nil after park or end (the campaign was paused, or ended) ran.
+func (r *sendRun) drive(ctx context.Context, first func(context.Context) (int, error), park, end func() error) (bool, error) {
+	next := func() (stop bool, err error) {
+		reason, err := r.checkpoint(ctx)
+		switch {
+		case err != nil:
+			return true, err
+		case reason == nil:
+			return false, nil
+		case errors.Is(reason, stopPaused):
+			return true, park()
+		case errors.Is(reason, stopEnded):
+			return true, end()
+		default:
+			return true, reason
+		}
+	}
+	for {
+		if stop, err := next(); stop {
+			return false, err
+		}
+		n, err := first(ctx)
+		if err != nil {
+			return false, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	for {
+		if stop, err := next(); stop {
+			return false, err
+		}
+		n, at, err := r.resendAndSend(ctx)
+		if err != nil {
+			return false, err
+		}
+		if n > 0 {
+			continue
+		}
+		if at.IsZero() {
+			return true, nil
+		}
+		// Throttled devices wait for the time their provider named.
+		if err := r.waitUntil(ctx, at); err != nil {
+			return false, err
+		}
+	}
+}
+
 // claimAndSend claims the next slice of the batch's devices that have no
 // delivery row yet, sends to them and records the outcomes. It returns how
 // many it claimed; 0 means every device of the batch has a row.
