@@ -200,6 +200,10 @@ func (s *Service) Resume(ctx context.Context, id int64) (*Campaign, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The last batch may have finished while the campaign was paused.
+	if err := s.finishIfDone(ctx, id); err != nil {
+		return nil, err
+	}
 	return s.Get(ctx, id)
 }
 

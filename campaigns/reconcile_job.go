@@ -81,12 +81,17 @@ func (s *Service) Reconcile(ctx context.Context, ids ...int64) ([]Mend, error) {
 	}
 	var mends []Mend
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// One reconciler at a time; a second one has nothing to add.
-		var locked bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, reconcileLock).Scan(&locked); err != nil {
+		// One reconciler at a time: the periodic one skips a run while
+		// another is at work; a call for named campaigns waits its turn.
+		locked := true
+		lock := `SELECT pg_try_advisory_xact_lock($1)`
+		if only != nil {
+			lock = `SELECT pg_advisory_xact_lock($1) IS NULL`
+		}
+		if err := tx.QueryRow(ctx, lock, reconcileLock).Scan(&locked); err != nil {
 			return fmt.Errorf("campaigns: reconcile lock: %w", err)
 		}
-		if !locked {
+		if !locked && only == nil {
 			return nil
 		}
 		for _, step := range []func(context.Context, pgx.Tx, []int64) ([]Mend, error){
@@ -164,20 +169,24 @@ func (s *Service) closeEnded(ctx context.Context, tx pgx.Tx, ids []int64) ([]Men
 }
 
 // parkOrphans parks open work of paused campaigns that no job will park.
+// The campaign row is share-locked, as parkBatch does: a Resume committing
+// meanwhile either sees what was parked here or makes this see the campaign
+// running.
 func (s *Service) parkOrphans(ctx context.Context, tx pgx.Tx, ids []int64) ([]Mend, error) {
+	paused := `(SELECT c.id, c.started_at FROM campaigns c WHERE c.status = 'paused'` + only + ` FOR SHARE) c`
 	var all []Mend
 	for _, q := range []string{
-		`UPDATE campaign_batches b SET state = 'parked' FROM campaigns c
-		 WHERE c.id = b.campaign_id AND c.status = 'paused' AND b.state = 'pending'
-		 AND NOT ` + fmt.Sprintf(liveJob, "campaigns.batch", `jsonb_build_object('campaign_id', b.campaign_id, 'batch', b.batch)`, "b.generation") + only + `
+		`UPDATE campaign_batches b SET state = 'parked' FROM ` + paused + `
+		 WHERE c.id = b.campaign_id AND b.state = 'pending'
+		 AND NOT ` + fmt.Sprintf(liveJob, "campaigns.batch", `jsonb_build_object('campaign_id', b.campaign_id, 'batch', b.batch)`, "b.generation") + `
 		 RETURNING b.campaign_id, 'batch ' || b.batch`,
-		`UPDATE campaign_waves w SET parked = true FROM campaigns c
-		 WHERE c.id = w.campaign_id AND c.status = 'paused' AND NOT w.fanned_out AND NOT w.parked AND c.started_at IS NOT NULL
-		 AND NOT ` + fmt.Sprintf(liveJob, "campaigns.start", `jsonb_build_object('campaign_id', w.campaign_id, 'wave', w.wave)`, "w.generation") + only + `
+		`UPDATE campaign_waves w SET parked = true FROM ` + paused + `
+		 WHERE c.id = w.campaign_id AND NOT w.fanned_out AND NOT w.parked AND c.started_at IS NOT NULL
+		 AND NOT ` + fmt.Sprintf(liveJob, "campaigns.start", `jsonb_build_object('campaign_id', w.campaign_id, 'wave', w.wave)`, "w.generation") + `
 		 RETURNING w.campaign_id, 'wave ' || w.wave`,
-		`UPDATE campaign_retries r SET state = 'parked' FROM campaigns c
-		 WHERE c.id = r.campaign_id AND c.status = 'paused' AND r.state = 'pending'
-		 AND NOT ` + fmt.Sprintf(liveJob, "campaigns.retry_failed", `jsonb_build_object('campaign_id', r.campaign_id, 'round', r.round)`, "r.generation") + only + `
+		`UPDATE campaign_retries r SET state = 'parked' FROM ` + paused + `
+		 WHERE c.id = r.campaign_id AND r.state = 'pending'
+		 AND NOT ` + fmt.Sprintf(liveJob, "campaigns.retry_failed", `jsonb_build_object('campaign_id', r.campaign_id, 'round', r.round)`, "r.generation") + `
 		 RETURNING r.campaign_id, 'retry round ' || r.round`,
 	} {
 		m, err := mendRows(ctx, tx, "parked", q, ids)
@@ -204,17 +213,17 @@ func (s *Service) requeueOrphans(ctx context.Context, tx pgx.Tx, ids []int64) ([
 	rows, err := tx.Query(ctx, `
 		SELECT b.campaign_id, 'batch', b.batch, b.generation, b.requeues, b.platform, now()
 		FROM campaign_batches b JOIN campaigns c ON c.id = b.campaign_id
-		WHERE c.status = 'running' AND b.state = 'pending'
+		WHERE c.status = 'running' AND b.state IN ('pending', 'parked')
 		AND NOT `+fmt.Sprintf(liveJob, "campaigns.batch", `jsonb_build_object('campaign_id', b.campaign_id, 'batch', b.batch)`, "b.generation")+only+`
 		UNION ALL
 		SELECT w.campaign_id, 'wave', w.wave, w.generation, 0, '', w.send_at
 		FROM campaign_waves w JOIN campaigns c ON c.id = w.campaign_id
-		WHERE c.status IN ('running', 'scheduled') AND NOT w.fanned_out AND NOT w.parked
+		WHERE c.status IN ('running', 'scheduled') AND NOT w.fanned_out
 		AND NOT `+fmt.Sprintf(liveJob, "campaigns.start", `jsonb_build_object('campaign_id', w.campaign_id, 'wave', w.wave)`, "w.generation")+only+`
 		UNION ALL
 		SELECT r.campaign_id, 'retry round', r.round, r.generation, r.requeues, '', now()
 		FROM campaign_retries r JOIN campaigns c ON c.id = r.campaign_id
-		WHERE c.status IN ('running', 'finished') AND r.state = 'pending'
+		WHERE c.status IN ('running', 'finished') AND r.state IN ('pending', 'parked')
 		AND NOT `+fmt.Sprintf(liveJob, "campaigns.retry_failed", `jsonb_build_object('campaign_id', r.campaign_id, 'round', r.round)`, "r.generation")+only, ids)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: reconcile (orphans): %w", err)
@@ -249,14 +258,19 @@ func (s *Service) requeueOrphans(ctx context.Context, tx pgx.Tx, ids []int64) ([
 		opts := &river.InsertOpts{}
 		switch o.kind {
 		case "batch":
-			stmt = `UPDATE campaign_batches SET generation = generation + 1, requeues = requeues + 1
+			// Parked work of a running campaign (a resume that raced a
+			// park) is queued too, without counting against the batch.
+			stmt = `UPDATE campaign_batches SET state = 'pending', generation = generation + 1,
+				requeues = requeues + CASE WHEN state = 'pending' THEN 1 ELSE 0 END
 				WHERE campaign_id = $1 AND batch = $2 AND generation = $3`
 			args, opts.Queue = BatchArgs{CampaignID: o.campaignID, Batch: o.n, Gen: o.gen + 1}, QueueFor(delivery.Platform(o.platform))
 		case "wave":
-			stmt = `UPDATE campaign_waves SET generation = generation + 1 WHERE campaign_id = $1 AND wave = $2 AND generation = $3`
+			stmt = `UPDATE campaign_waves SET parked = false, generation = generation + 1
+				WHERE campaign_id = $1 AND wave = $2 AND generation = $3`
 			args, opts = StartArgs{CampaignID: o.campaignID, Wave: o.n, Gen: o.gen + 1}, runAt(o.sendAt.Add(-schedulerLead), s.now())
 		default:
-			stmt = `UPDATE campaign_retries SET generation = generation + 1, requeues = requeues + 1
+			stmt = `UPDATE campaign_retries SET state = 'pending', generation = generation + 1,
+				requeues = requeues + CASE WHEN state = 'pending' THEN 1 ELSE 0 END
 				WHERE campaign_id = $1 AND round = $2 AND generation = $3`
 			args = RetryArgs{CampaignID: o.campaignID, Round: o.n, Gen: o.gen + 1}
 		}

@@ -82,6 +82,23 @@ func TestReconcile(t *testing.T) {
 		}
 	})
 
+	t.Run("QueuesParkedWorkOfARunningCampaign", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx := context.Background()
+		m := b.addMember(delivery.PlatformFCM, "en", "", "")
+		c := b.running(campaigns.Params{}, delivery.PlatformFCM, m.device.ID-1, m.device.ID)
+		// What a park that raced a resume would leave: running, yet parked.
+		b.exec(`UPDATE campaign_batches SET state = 'parked' WHERE campaign_id = $1`, c.ID)
+		if got := mendKinds(must(b.svc.Reconcile(ctx, c.ID))); !slices.Equal(got, []string{"requeued batch 0"}) {
+			t.Fatalf("mends %v", got)
+		}
+		b.waitStatus(c.ID, campaigns.StatusFinished, 20*time.Second)
+		if n := len(b.received(m)); n != 1 {
+			t.Fatalf("received %d", n)
+		}
+	})
+
 	t.Run("FinishesACampaignWithNothingLeft", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
