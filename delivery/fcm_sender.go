@@ -100,7 +100,7 @@ func RenderFCM(m *Message) *messaging.Message {
 	if m.Priority == PriorityHigh {
 		priority, urgency = "high", "high"
 	}
-	return &messaging.Message{
+	msg := &messaging.Message{
 		Notification: &messaging.Notification{Title: m.Title, Body: m.Body, ImageURL: m.ImageURL},
 		Data:         data,
 		Android: &messaging.AndroidConfig{
@@ -112,6 +112,17 @@ func RenderFCM(m *Message) *messaging.Message {
 			FCMOptions: webpushLink(m.URL),
 		},
 	}
+	if m.CollapseKey != "" {
+		// An FCM token may be an iPhone's or a browser's as well as an
+		// Android phone's: each gets its platform's replace-the-earlier-one
+		// key, so that a resend shows once everywhere.
+		if len(m.CollapseKey) <= 64 {
+			msg.APNS = &messaging.APNSConfig{Headers: map[string]string{"apns-collapse-id": m.CollapseKey}}
+		}
+		msg.Webpush.Headers["Topic"] = webPushTopic(m.CollapseKey)
+		msg.Webpush.Notification = &messaging.WebpushNotification{Tag: m.CollapseKey}
+	}
+	return msg
 }
 
 func webpushLink(u string) *messaging.WebpushFCMOptions {
