@@ -35,6 +35,17 @@ type Unsubscription struct {
 	SubscriberID int64
 	// List is nil for "every list".
 	List *subscribers.List
+	// Expired says the link is past its expiry: it still unsubscribes, but
+	// leads to nothing more (no preferences link, which would show lists).
+	Expired bool
+}
+
+// AuthenticUnsubscribe reports whether token is an unsubscribe link Herald
+// signed, expired or not, without touching the database: rate limits ask
+// it before any work is done.
+func (s *Service) AuthenticUnsubscribe(token string) bool {
+	_, err := s.signer.verify(token, purposeUnsubscribe, s.now())
+	return err == nil || errors.Is(err, ErrTokenExpired)
 }
 
 // What names what the link leaves, for people.
@@ -49,13 +60,11 @@ func (u *Unsubscription) What() string {
 // but authentic one is good: unsubscribing always works.
 func (s *Service) InspectUnsubscribe(ctx context.Context, token string) (*Unsubscription, error) {
 	c, err := s.signer.verify(token, purposeUnsubscribe, s.now())
-	if errors.Is(err, ErrTokenExpired) {
-		err = nil
-	}
-	if err != nil {
+	expired := errors.Is(err, ErrTokenExpired)
+	if err != nil && !expired {
 		return nil, err
 	}
-	u := &Unsubscription{SubscriberID: c.subscriberID}
+	u := &Unsubscription{SubscriberID: c.subscriberID, Expired: expired}
 	if c.listID != 0 {
 		u.List, err = subscribers.GetListByID(ctx, s.pool, c.listID)
 		if errors.Is(err, subscribers.ErrNotFound) {

@@ -53,6 +53,11 @@ func TestExpiredLinks(t *testing.T) {
 		if done.status != http.StatusOK || !strings.Contains(string(done.body), "You are unsubscribed") {
 			t.Fatalf("unsubscribe: %d %s", done.status, done.body)
 		}
+		// It leads nowhere else: a fresh preferences link would show the
+		// lists to whoever holds the old one.
+		if strings.Contains(string(done.body), "/preferences/") {
+			t.Fatalf("an expired link handed out a preferences link: %s", done.body)
+		}
 		if got := b.membership(subID); got != subscribers.StatusUnsubscribed {
 			t.Fatalf("membership %s", got)
 		}
@@ -60,6 +65,18 @@ func TestExpiredLinks(t *testing.T) {
 		forged := link[:len(link)-3] + "AAA"
 		if r := b.do(http.MethodPost, forged, "", "application/x-www-form-urlencoded", nil); r.status != http.StatusNotFound {
 			t.Fatalf("forged link: %d", r.status)
+		}
+	})
+
+	t.Run("MultipartFormsAreRefused", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		subID, _ := member(b)
+		link := b.pathOf(b.optin.PreferencesURL(subID))
+		body := "--x\r\nContent-Disposition: form-data; name=\"list\"\r\n\r\na\x00b\r\n--x--\r\n"
+		r := b.do(http.MethodPost, link, "", "multipart/form-data; boundary=x", []byte(body))
+		if r.status != http.StatusUnsupportedMediaType {
+			t.Fatalf("multipart form: %d %s", r.status, r.body)
 		}
 	})
 

@@ -1,8 +1,10 @@
 package web_test
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/herald-im/herald/optin"
@@ -31,4 +33,25 @@ func TestForgedForwardedForDoesNotChangeTheAddress(t *testing.T) {
 	if !limited {
 		t.Fatal("forged X-Forwarded-For entries bought a fresh budget each time")
 	}
+
+	// A proxy that adds its own header line (HAProxy's forwardfor) rather
+	// than appending: the client's line comes first.
+	b2 := setup(t)
+	ext2, _ := b2.owner(b2.app)
+	wrong2 := optin.IdentityHMAC("not-the-identity-secret", ext2)
+	for i := range b2.cfg.RateLimitPerSubscriber + 2 {
+		req := httptest.NewRequest(http.MethodPost, "/public/v1/preferences", bytes.NewReader(b2.identityBody(ext2, wrong2)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Add("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
+		req.Header.Add("X-Forwarded-For", "198.51.100.78")
+		resp, err := b2.app.Test(req, 30_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			return
+		}
+	}
+	t.Fatal("a forged first X-Forwarded-For line bought a fresh budget each time")
 }

@@ -183,9 +183,15 @@ func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {
 // the proxy's X-Forwarded-For when HERALD_TRUST_PROXY is set and present,
 // else the connection's.
 func clientIP(c *fiber.Ctx) netip.Addr {
-	// The last entry is the one Herald's own proxy added; anything before it
-	// came from the client and can say anything.
-	hops := strings.Split(c.IP(), ",")
+	// The last entry is the one Herald's own proxy added, on the last header
+	// line when a proxy adds a line rather than appending (HAProxy's
+	// forwardfor); anything before it came from the client and can say
+	// anything.
+	forwarded := c.IP()
+	if lines := c.Request().Header.PeekAll(fiber.HeaderXForwardedFor); len(lines) > 1 && c.App().Config().ProxyHeader != "" {
+		forwarded = string(lines[len(lines)-1])
+	}
+	hops := strings.Split(forwarded, ",")
 	ip := strings.TrimSpace(hops[len(hops)-1])
 	a, err := netip.ParseAddr(ip)
 	if err != nil {

@@ -137,12 +137,14 @@ func (s *Server) unsubscribeSubmit(c *fiber.Ctx) error {
 	if err != nil {
 		return s.tokenPage(c, err)
 	}
-	what := u.What()
-	return s.render(c, fiber.StatusOK, "message.html", pageData{
-		Title: "Unsubscribed", Heading: "You are unsubscribed",
-		Message: "You will receive no more messages from " + what + ".",
-		Link:    s.OptIn.PreferencesURL(u.SubscriberID), LinkLabel: "See your other subscriptions",
-	})
+	d := pageData{Title: "Unsubscribed", Heading: "You are unsubscribed",
+		Message: "You will receive no more messages from " + u.What() + "."}
+	if !u.Expired {
+		// An old link unsubscribes, and leads nowhere else: a preferences
+		// link would show the lists to whoever holds it.
+		d.Link, d.LinkLabel = s.OptIn.PreferencesURL(u.SubscriberID), "See your other subscriptions"
+	}
+	return s.render(c, fiber.StatusOK, "message.html", d)
 }
 
 func (s *Server) preferencesPage(c *fiber.Ctx) error {

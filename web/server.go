@@ -185,17 +185,18 @@ func New(d Deps) *fiber.App {
 }
 
 // holdsUnsubscribeLink reports whether the request's path holds an
-// unsubscribe link that verifies.
+// unsubscribe link Herald signed, expired or not (it always unsubscribes),
+// by its signature alone: no database work before the rate limit.
 func (s *Server) holdsUnsubscribeLink(c *fiber.Ctx) bool {
-	_, err := s.OptIn.InspectUnsubscribe(c.UserContext(), c.Params("token"))
-	return err == nil
+	return s.OptIn.AuthenticUnsubscribe(c.Params("token"))
 }
 
 // holdsPreferencesLink reports whether the request's path holds a
-// preference-page link that verifies.
+// preference-page link Herald signed; an expired one still leaves every
+// list, so it is not limited either.
 func (s *Server) holdsPreferencesLink(c *fiber.Ctx) bool {
 	_, err := s.OptIn.PreferencesSubscriber(c.Params("token"))
-	return err == nil
+	return err == nil || errors.Is(err, optin.ErrTokenExpired)
 }
 
 func proxyHeader(trust bool) string {
