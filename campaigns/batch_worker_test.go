@@ -245,6 +245,30 @@ func TestBatchWorker(t *testing.T) {
 		}
 	})
 
+	t.Run("AFailureBeforeSendingReleasesTheSlice", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx := context.Background()
+		ms := b.seedDevices(4)
+		throttle := 600
+		c := b.running(campaigns.Params{ThrottlePerMinute: &throttle}, delivery.PlatformFCM, ms[0].device.ID-1, ms[3].device.ID)
+		// The slice is claimed, then booking the throttle fails: nothing
+		// was sent, so nothing may be reported as perhaps sent.
+		b.faults.add(c.ID, "SET throttle_next_at = greatest", "cancel", 1)
+		if err := (&campaigns.BatchWorker{Service: b.svc}).Work(ctx, batchJob(c.ID, 0, 1)); err == nil || isSnooze(err) {
+			t.Fatalf("Work returned %v", err)
+		}
+		if rows := b.deliveryRows(c.ID); len(rows) != 0 {
+			t.Fatalf("after the failure: %v, want the claims released", rows)
+		}
+		if err := (&campaigns.BatchWorker{Service: b.svc}).Work(ctx, batchJob(c.ID, 0, 2)); err != nil {
+			t.Fatal(err)
+		}
+		if st := must(b.svc.Stats(ctx, c.ID)); st.Delivered != 4 || st.Resent != 0 || st.Unknown != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+
 	t.Run("AFailedBatchReadIsAnError", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

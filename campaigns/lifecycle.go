@@ -326,13 +326,14 @@ func (s *Service) fail(ctx context.Context, id int64, reason string) error {
 }
 
 // finishIfDone marks a campaign finished once every wave is fanned out and
-// no batch is open. Its error is returned like any other: the job that
+// no batch or retry round is open. Its error is returned like any other: the job that
 // called it runs again, and the reconciler finishes what no job will.
 func (s *Service) finishIfDone(ctx context.Context, id int64) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE campaigns SET status = 'finished', finished_at = now(), updated_at = now()
 		WHERE id = $1 AND status IN ('running', 'scheduled')
 		AND NOT EXISTS (SELECT 1 FROM campaign_waves WHERE campaign_id = $1 AND NOT fanned_out)
-		AND NOT EXISTS (SELECT 1 FROM campaign_batches WHERE campaign_id = $1 AND state IN ('pending', 'parked'))`, id)
+		AND NOT EXISTS (SELECT 1 FROM campaign_batches WHERE campaign_id = $1 AND state IN ('pending', 'parked'))
+		AND NOT EXISTS (SELECT 1 FROM campaign_retries WHERE campaign_id = $1 AND state IN ('pending', 'parked'))`, id)
 	if err != nil {
 		return fmt.Errorf("campaigns: finish %d: %w", id, err)
 	}

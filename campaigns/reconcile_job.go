@@ -298,6 +298,7 @@ func (s *Service) finishDone(ctx context.Context, tx pgx.Tx, ids []int64) ([]Men
 	return mendRows(ctx, tx, "finished", `UPDATE campaigns c SET status = 'finished', finished_at = now(), updated_at = now()
 		WHERE c.status = 'running'
 		AND NOT EXISTS (SELECT 1 FROM campaign_waves w WHERE w.campaign_id = c.id AND NOT w.fanned_out)
-		AND NOT EXISTS (SELECT 1 FROM campaign_batches b WHERE b.campaign_id = c.id AND b.state IN ('pending', 'parked'))`+only+`
+		AND NOT EXISTS (SELECT 1 FROM campaign_batches b WHERE b.campaign_id = c.id AND b.state IN ('pending', 'parked'))
+		AND NOT EXISTS (SELECT 1 FROM campaign_retries r WHERE r.campaign_id = c.id AND r.state IN ('pending', 'parked'))`+only+`
 		RETURNING c.id, 'campaign'`, ids)
 }

@@ -139,7 +139,10 @@ func (w *RetryWorker) Work(ctx context.Context, job *river.Job[RetryArgs]) error
 	if !finished || err != nil {
 		return err
 	}
-	return s.endRetry(ctx, a, "done")
+	if err := s.endRetry(ctx, a, "done"); err != nil {
+		return err
+	}
+	return s.finishIfDone(ctx, a.CampaignID)
 }
 
 // parkRetry parks a round of a paused campaign; Resume queues it again.

@@ -2,6 +2,8 @@ package campaigns
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -79,6 +81,9 @@ type sendRun struct {
 	lastSlice       time.Duration
 	// finishedIsRunning lets a retry round go on after its campaign finished.
 	finishedIsRunning bool
+	// token marks the claims this run holds (deliveries.claim_token): it
+	// records and releases only those.
+	token int64
 }
 
 func (s *Service) newSendRun(ctx context.Context, c *Campaign, q *audienceQuery, batch int, sentAt time.Time) (*sendRun, error) {
@@ -86,8 +91,12 @@ func (s *Service) newSendRun(ctx context.Context, c *Campaign, q *audienceQuery,
 	if err != nil {
 		return nil, err
 	}
+	var tok [8]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return nil, fmt.Errorf("campaigns: run token: %w", err)
+	}
 	r := &sendRun{s: s, c: c, q: q, batch: batch, sender: sender, collapse: c.collapseKey(), slice: ClaimSlice,
-		expiry: sentAt.Add(c.Content.ttl())}
+		expiry: sentAt.Add(c.Content.ttl()), token: int64(binary.BigEndian.Uint64(tok[:]) >> 1)}
 	if len(c.Audience.Lists) == 1 && len(q.lists) == 1 {
 		r.unsubscribeList = q.lists[0]
 	}
@@ -198,7 +207,7 @@ func (r *sendRun) claimAndSend(ctx context.Context) (int, error) {
 	if err := r.backlog(ctx); err != nil {
 		return 0, err
 	}
-	devices, err := r.s.claim(ctx, r.c.ID, r.batch, r.q, r.slice)
+	devices, err := r.s.claim(ctx, r.c.ID, r.batch, r.token, r.q, r.slice)
 	if err != nil {
 		return 0, err
 	}
@@ -217,26 +226,35 @@ func (r *sendRun) claimAndSend(ctx context.Context) (int, error) {
 // unsent (first claims are released, reclaimed rows restored).
 func (r *sendRun) sendThrottled(ctx context.Context, devices []claimed) error {
 	limiter, err := r.reserve(ctx, len(devices))
-	if errors.Is(err, errYield) {
-		notSent := make([]delivery.Outcome, len(devices))
-		for i, d := range devices {
-			notSent[i] = delivery.Outcome{DeviceID: d.device.ID, Platform: d.device.Platform, Class: delivery.ClassNotSent,
-				Reason: "the throttle's next free moment is after the job's deadline"}
-		}
-		recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-		defer cancel()
-		return errors.Join(r.s.record(recordCtx, r.c.ID, devices, notSent, r.expiry, false), err)
-	}
 	if err != nil {
+		// Nothing was sent: the slice goes back unsent, then the job yields
+		// (a snooze) or fails. A failed release is the error to report: a
+		// snooze joined to it would hide it from River.
+		if rerr := r.release(ctx, devices, "not sent: the throttle could not be booked within the job"); rerr != nil {
+			return rerr
+		}
 		return err
 	}
 	return r.send(ctx, devices, limiter)
 }
 
+// release gives back claimed devices that were not sent to: first claims
+// are deleted (the next run claims them again), reclaimed rows go back to
+// what they were. It writes even after the job's context ended.
+func (r *sendRun) release(ctx context.Context, devices []claimed, reason string) error {
+	notSent := make([]delivery.Outcome, len(devices))
+	for i, d := range devices {
+		notSent[i] = delivery.Outcome{DeviceID: d.device.ID, Platform: d.device.Platform, Class: delivery.ClassNotSent, Reason: reason}
+	}
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	return r.s.record(recordCtx, r.c.ID, r.token, devices, notSent, r.expiry, false)
+}
+
 // claim inserts a delivery row for up to n audience devices of the batch
 // that have none yet, and returns exactly the devices this call claimed.
 // The rows are committed before anything is sent.
-func (s *Service) claim(ctx context.Context, campaignID int64, batch int, q *audienceQuery, n int) ([]claimed, error) {
+func (s *Service) claim(ctx context.Context, campaignID int64, batch int, token int64, q *audienceQuery, n int) ([]claimed, error) {
 	k := len(q.args)
 	// One statement: what is claimed is exactly what is returned for sending.
 	rows, err := s.pool.Query(ctx, fmt.Sprintf(`
@@ -245,13 +263,13 @@ func (s *Service) claim(ctx context.Context, campaignID int64, batch int, q *aud
 			ORDER BY d.id LIMIT %d
 		),
 		ins AS (
-			INSERT INTO deliveries (campaign_id, device_id, subscriber_id, batch, platform, status)
-			SELECT $%d, id, subscriber_id, $%d, platform, 'claimed' FROM aud
+			INSERT INTO deliveries (campaign_id, device_id, subscriber_id, batch, platform, status, claim_token)
+			SELECT $%d, id, subscriber_id, $%d, platform, 'claimed', $%d FROM aud
 			ON CONFLICT (campaign_id, device_id) DO NOTHING
 			RETURNING device_id
 		)
-		SELECT aud.* FROM aud JOIN ins ON ins.device_id = aud.id`, claimedColumns, q.from, k+1, n, k+1, k+2),
-		q.params(campaignID, batch)...)
+		SELECT aud.* FROM aud JOIN ins ON ins.device_id = aud.id`, claimedColumns, q.from, k+1, n, k+1, k+2, k+3),
+		q.params(campaignID, batch, token)...)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: claim: %w", err)
 	}
@@ -268,7 +286,7 @@ func (s *Service) claim(ctx context.Context, campaignID int64, batch int, q *aud
 // it returns the earliest retry time still ahead, or the zero time when the
 // run has no open ends left.
 func (r *sendRun) resendAndSend(ctx context.Context) (int, time.Time, error) {
-	return r.reclaimAndSend(ctx, `batch = $2 AND (($3 AND status = 'unknown' AND resends < $4)
+	return r.reclaimAndSend(ctx, `batch = $2 AND (($3 AND status = 'unknown' AND outcome = 'unknown' AND resends < $4)
 		OR (status = 'failed' AND outcome = 'throttled' AND retry_at <= now()))`, r.c.ResendUnknown, MaxResends)
 }
 
@@ -290,11 +308,11 @@ func (r *sendRun) reclaimAndSend(ctx context.Context, where string, resend bool,
 			ORDER BY device_id LIMIT $5 FOR UPDATE SKIP LOCKED
 		)
 		UPDATE deliveries d SET status = 'claimed', batch = $2, claimed_at = now(), attempts = d.attempts + 1,
-			outcome = NULL, reason = NULL, provider_id = NULL, retry_at = NULL, finished_at = NULL,
+			outcome = NULL, reason = NULL, provider_id = NULL, retry_at = NULL, finished_at = NULL, claim_token = $6,
 			resends = d.resends + CASE WHEN picked.was = 'unknown' THEN 1 ELSE 0 END
 		FROM picked WHERE d.campaign_id = $1 AND d.device_id = picked.device_id
 		RETURNING d.device_id, picked.was, d.attempts`,
-		r.c.ID, r.batch, resend, resendLimit, r.slice)
+		r.c.ID, r.batch, resend, resendLimit, r.slice, r.token)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("campaigns: reclaim: %w", err)
 	}
@@ -330,7 +348,12 @@ func (r *sendRun) reclaimAndSend(ctx context.Context, where string, resend bool,
 	// Only devices still in the audience (still confirmed, still active).
 	devices, err := s.devicesIn(ctx, r.q.and("d.id = ANY(%s::bigint[])", ids))
 	if err != nil {
-		return 0, time.Time{}, err
+		// Nothing was sent: the rows go back to what they were.
+		held := make([]claimed, len(picks))
+		for i, p := range picks {
+			held[i] = claimed{device: subscribers.Device{ID: p.id}, was: p.was, attempts: p.attempts}
+		}
+		return 0, time.Time{}, errors.Join(err, r.release(ctx, held, "not sent: the devices could not be read"))
 	}
 	inAudience := make(map[int64]bool, len(devices))
 	for i := range devices {
@@ -347,15 +370,16 @@ func (r *sendRun) reclaimAndSend(ctx context.Context, where string, resend bool,
 	}
 	if len(leftIDs) > 0 {
 		// An unknown one may have arrived the first time: it stays unknown,
-		// and is not picked again.
+		// with an outcome that says why it is not sent again.
 		if _, err := s.pool.Exec(ctx, `UPDATE deliveries d SET finished_at = now(),
-				status = CASE WHEN u.was = 'unknown' THEN 'unknown' ELSE 'failed' END,
-				outcome = CASE WHEN u.was = 'unknown' THEN 'unknown' ELSE 'left_audience' END,
-				reason = 'left the audience before it was sent again', resends = greatest(d.resends, $3)
+				status = CASE WHEN u.was = 'unknown' THEN 'unknown' ELSE 'failed' END, outcome = 'left_audience',
+				reason = 'left the audience before it was sent again',
+				resends = d.resends - CASE WHEN u.was = 'unknown' THEN 1 ELSE 0 END
 			FROM unnest($2::bigint[], $4::text[]) AS u(device_id, was)
-			WHERE d.campaign_id = $1 AND d.device_id = u.device_id AND d.status = 'claimed'`,
-			r.c.ID, leftIDs, MaxResends, leftWas); err != nil {
-			return 0, time.Time{}, fmt.Errorf("campaigns: devices that left the audience: %w", err)
+			WHERE d.campaign_id = $1 AND d.device_id = u.device_id AND d.status = 'claimed' AND d.claim_token = $3`,
+			r.c.ID, leftIDs, r.token, leftWas); err != nil {
+			return 0, time.Time{}, errors.Join(fmt.Errorf("campaigns: devices that left the audience: %w", err),
+				r.release(ctx, devices, "not sent: the run could not go on"))
 		}
 	}
 	if len(devices) > 0 {
@@ -441,7 +465,7 @@ func (r *sendRun) send(ctx context.Context, devices []claimed, limiter *rate.Lim
 	}
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	if err := s.record(recordCtx, c.ID, devices, outcomes, r.expiry, true); err != nil {
+	if err := s.record(recordCtx, c.ID, r.token, devices, outcomes, r.expiry, true); err != nil {
 		return err
 	}
 	return ctx.Err()
@@ -456,7 +480,8 @@ func (r *sendRun) send(ctx context.Context, devices []claimed, limiter *rate.Lim
 // when the campaign says so); throttled with a retry time inside the
 // message's TTL; and not_sent: a first claim is released (its row deleted,
 // so the batch claims it again), a reclaimed row goes back to what it was.
-func (s *Service) record(ctx context.Context, campaignID int64, devices []claimed, outcomes []delivery.Outcome, expiry time.Time, sent bool) error {
+func (s *Service) record(ctx context.Context, campaignID, token int64, devices []claimed, outcomes []delivery.Outcome,
+	expiry time.Time, sent bool) error {
 	n := len(devices)
 	ids, statuses, classes, reasons, providerIDs := make([]int64, 0, n), make([]string, 0, n), make([]string, 0, n),
 		make([]string, 0, n), make([]string, 0, n)
@@ -509,22 +534,27 @@ func (s *Service) record(ctx context.Context, campaignID int64, devices []claime
 		ids, statuses, classes, reasons = append(ids, d.device.ID), append(statuses, status), append(classes, class), append(reasons, reason)
 		providerIDs, retryAt, resends = append(providerIDs, o.ProviderID), append(retryAt, at), append(resends, resend)
 	}
+	written := int64(0)
 	write := func(db subscribers.DB) error {
-		if _, err := db.Exec(ctx, `UPDATE deliveries d SET status = u.status, outcome = u.outcome, reason = nullif(u.reason, ''),
+		tag, err := db.Exec(ctx, `UPDATE deliveries d SET status = u.status, outcome = u.outcome, reason = nullif(u.reason, ''),
 				provider_id = nullif(u.pid, ''), retry_at = u.retry_at, resends = d.resends + u.resends, finished_at = now()
 			FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int[])
 				AS u(device_id, status, outcome, reason, pid, retry_at, resends)
-			WHERE d.campaign_id = $1 AND d.device_id = u.device_id AND d.status = 'claimed'`,
-			campaignID, ids, statuses, classes, reasons, providerIDs, retryAt, resends); err != nil {
+			WHERE d.campaign_id = $1 AND d.device_id = u.device_id AND d.status = 'claimed' AND d.claim_token = $9`,
+			campaignID, ids, statuses, classes, reasons, providerIDs, retryAt, resends, token)
+		if err != nil {
 			return fmt.Errorf("campaigns: record outcomes: %w", err)
 		}
+		written = tag.RowsAffected()
 		if len(release) == 0 {
 			return nil
 		}
-		if _, err := db.Exec(ctx, `DELETE FROM deliveries WHERE campaign_id = $1 AND device_id = ANY($2) AND status = 'claimed'`,
-			campaignID, release); err != nil {
+		tag, err = db.Exec(ctx, `DELETE FROM deliveries WHERE campaign_id = $1 AND device_id = ANY($2) AND status = 'claimed'
+			AND claim_token = $3`, campaignID, release, token)
+		if err != nil {
 			return fmt.Errorf("campaigns: release claims that were never sent: %w", err)
 		}
+		written += tag.RowsAffected()
 		return nil
 	}
 	var err error
@@ -535,6 +565,13 @@ func (s *Service) record(ctx context.Context, campaignID int64, devices []claime
 	}
 	if err != nil {
 		return err
+	}
+	if lost := int64(len(ids)+len(release)) - written; lost > 0 {
+		// Another run of the batch took these claims (it found them unknown
+		// at its start and resends them under the collapse key): what this
+		// run learnt of them is not written over that.
+		s.logger.Warn("outcomes not recorded: another run of the batch holds the claims", "campaign_id", campaignID,
+			"count", lost)
 	}
 	if _, err := subscribers.DeactivateGone(ctx, s.pool, gone); err != nil {
 		return err

@@ -198,8 +198,10 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 			return nil, &Error{name, "must be a positive duration such as 48h"}
 		}
 	}
-	if c.RescueStuckAfter <= c.JobTimeout {
-		return nil, &Error{"HERALD_RESCUE_STUCK_AFTER", "must be longer than HERALD_JOB_TIMEOUT"}
+	// A job past its timeout still takes up to 30 s to record what it sent;
+	// rescuing it before then would run the batch twice at once.
+	if c.RescueStuckAfter < c.JobTimeout+45*time.Second {
+		return nil, &Error{"HERALD_RESCUE_STUCK_AFTER", "must exceed HERALD_JOB_TIMEOUT by at least 45s"}
 	}
 	if c.ProviderCAFile != "" {
 		if _, err := os.Stat(c.ProviderCAFile); err != nil {

@@ -16,3 +16,8 @@ CREATE TABLE campaign_test_sends (
     created_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX campaign_test_sends_campaign_idx ON campaign_test_sends (campaign_id, created_at);
+
+-- Which run of a batch holds a claim: a run records and releases only its
+-- own, so two runs that overlap (a rescue while the first still records)
+-- never write over each other's rows.
+ALTER TABLE deliveries ADD COLUMN claim_token bigint;

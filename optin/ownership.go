@@ -31,6 +31,10 @@ const (
 var ErrKeysTaken = fmt.Errorf("%w: this push subscription is registered with other keys; subscribe again from the browser",
 	subscribers.ErrConflict)
 
+// deviceLock is the first key of the advisory locks that order registrations
+// of one token.
+const deviceLock = 0x48524456 // "HRDV"
+
 // placement is what a subscribe request did with its device.
 type placement int
 
@@ -58,6 +62,12 @@ const (
 //     request gets a membership for its own subscriber at most.
 func (s *Service) placeDevice(ctx context.Context, tx pgx.Tx, subscriberID int64, how proof, appID int64,
 	p subscribers.DeviceParams) (*subscribers.Device, placement, error) {
+	// Two first registrations of one token at once would both find nothing
+	// to lock and the second would take the device: they go one by one.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2::bigint::text || '/' || $3 || '/' || $4))`,
+		deviceLock, appID, string(p.Platform), p.Token); err != nil {
+		return nil, notPlaced, fmt.Errorf("optin: lock device token: %w", err)
+	}
 	existing, err := subscribers.DeviceByToken(ctx, tx, appID, p)
 	if errors.Is(err, subscribers.ErrNotFound) {
 		dev, err := subscribers.RegisterDevice(ctx, tx, subscriberID, appID, p)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/herald-im/herald/optin"
@@ -148,6 +149,39 @@ func TestDeviceOwnership(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("FirstRegistrationsAtOnceDoNotOverwriteEachOther", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		endpoint := b.webPushSubscription().Endpoint
+		const n = 6
+		keys := make([]map[string]any, n)
+		statuses := make(chan int, n)
+		for i := range n {
+			other := b.webPushSubscription()
+			keys[i] = map[string]any{"platform": "webpush", "subscription": map[string]any{"endpoint": endpoint,
+				"keys": map[string]string{"p256dh": other.P256dh, "auth": other.Auth}}}
+		}
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { statuses <- subscribe(b, keys[i], nil).status })
+		}
+		wg.Wait()
+		close(statuses)
+		won := 0
+		for st := range statuses {
+			switch st {
+			case http.StatusAccepted:
+				won++
+			case http.StatusConflict:
+			default:
+				t.Fatalf("status %d", st)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d of %d registrations of one endpoint with different keys succeeded, want 1", won, n)
+		}
+	})
 
 	t.Run("WebPushKeysChangeOnlyForTheOwner", func(t *testing.T) {
 		t.Parallel()
