@@ -83,6 +83,13 @@ func (w *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 	if err != nil {
 		return err
 	}
+	if b.state != "pending" {
+		// A run that died after the batch was closed (cancelled, say) left
+		// its claims: they are unknown, and nothing else would say so.
+		if err := s.markUnknown(ctx, a.CampaignID, a.Batch); err != nil {
+			return err
+		}
+	}
 	if b.state == "done" {
 		// An earlier run closed the batch and then failed to finish the
 		// campaign; try again (the reconciler would, later).

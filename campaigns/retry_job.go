@@ -103,6 +103,11 @@ func (w *RetryWorker) Work(ctx context.Context, job *river.Job[RetryArgs]) error
 	if err != nil {
 		return fmt.Errorf("campaigns: read retry round: %w", err)
 	}
+	if state != "pending" {
+		if err := s.markUnknown(ctx, a.CampaignID, -a.Round); err != nil {
+			return err
+		}
+	}
 	if state != "pending" || generation != a.Gen {
 		return nil
 	}

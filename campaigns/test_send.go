@@ -58,6 +58,7 @@ func (s *Service) TestSend(ctx context.Context, id int64, subscriberIDs []int64,
 	ids = slices.Compact(ids)
 	var c *Campaign
 	var devices []claimed
+	var trail int64
 	report := &TestSendReport{Results: []TestSendResult{}, Skipped: []TestSendSkip{}}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
@@ -99,8 +100,8 @@ func (s *Service) TestSend(ctx context.Context, id int64, subscriberIDs []int64,
 		if err != nil {
 			return fmt.Errorf("campaigns: record test send: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO campaign_test_sends (campaign_id, actor, subscriber_ids, device_ids, skipped)
-			VALUES ($1, $2, $3, $4, $5)`, id, actor, ids, deviceIDs(devices), skipped); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO campaign_test_sends (campaign_id, actor, subscriber_ids, device_ids, skipped)
+			VALUES ($1, $2, $3, $4, $5) RETURNING id`, id, actor, ids, deviceIDs(devices), skipped).Scan(&trail); err != nil {
 			return fmt.Errorf("campaigns: record test send: %w", err)
 		}
 		return nil
@@ -110,18 +111,26 @@ func (s *Service) TestSend(ctx context.Context, id int64, subscriberIDs []int64,
 	}
 	s.logger.Info("campaign test send", "campaign_id", id, "actor", actor, "devices", len(devices), "skipped", len(report.Skipped))
 	if len(devices) == 0 {
-		return report, nil
+		return report, s.recordTestOutcomes(ctx, trail, report.Results)
 	}
+	if err := s.sendTest(ctx, c, devices, report); err != nil {
+		return nil, errors.Join(err, s.recordTestOutcomes(ctx, trail, report.Results))
+	}
+	return report, s.recordTestOutcomes(ctx, trail, report.Results)
+}
+
+// sendTest sends a test message to each device, once.
+func (s *Service) sendTest(ctx context.Context, c *Campaign, devices []claimed, report *TestSendReport) error {
 	sender, err := s.senders.For(ctx, c.AppID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var unsubscribeList int64
 	if len(c.Audience.Lists) == 1 {
 		if l, err := subscribers.GetList(ctx, s.pool, c.Audience.Lists[0]); err == nil {
 			unsubscribeList = l.ID
 		} else if !errors.Is(err, subscribers.ErrNotFound) {
-			return nil, fmt.Errorf("campaigns: test send list: %w", err)
+			return fmt.Errorf("campaigns: test send list: %w", err)
 		}
 	}
 	for _, d := range devices {
@@ -135,7 +144,31 @@ func (s *Service) TestSend(ctx context.Context, id int64, subscriberIDs []int64,
 		o := sender.Send(ctx, msg, []delivery.Device{dd})[0]
 		report.Results = append(report.Results, TestSendResult{SubscriberID: d.subscriberID, DeviceID: d.device.ID, Outcome: o})
 	}
-	return report, nil
+	return nil
+}
+
+// recordTestOutcomes completes a test send's record with what each
+// provider said, also after the request's context ended.
+func (s *Service) recordTestOutcomes(ctx context.Context, trail int64, results []TestSendResult) error {
+	type outcome struct {
+		DeviceID int64  `json:"device_id"`
+		Class    string `json:"class"`
+		Reason   string `json:"reason,omitempty"`
+	}
+	out := make([]outcome, len(results))
+	for i, r := range results {
+		out[i] = outcome{DeviceID: r.DeviceID, Class: string(r.Outcome.Class), Reason: invalid.Truncate(r.Outcome.Reason, 200)}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("campaigns: record test send outcomes: %w", err)
+	}
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if _, err := s.pool.Exec(recordCtx, `UPDATE campaign_test_sends SET outcomes = $2 WHERE id = $1`, trail, b); err != nil {
+		return fmt.Errorf("campaigns: record test send outcomes: %w", err)
+	}
+	return nil
 }
 
 // testSendSkips says, for each named subscriber who gets nothing, why.

@@ -72,8 +72,8 @@ func TestTestSend(t *testing.T) {
 			t.Fatalf("a test send changed the campaign: %+v", st)
 		}
 		// The record of it: who, whom, what it reached.
-		row := b.rows(`SELECT actor, subscriber_ids, device_ids FROM campaign_test_sends WHERE campaign_id = $1`, c.ID)
-		if len(row) != 1 || row[0][0] != "api_key:7" || len(row[0][1].([]any)) != 6 || len(row[0][2].([]any)) != 2 {
+		row := b.rows(`SELECT actor, subscriber_ids, device_ids, jsonb_array_length(outcomes) FROM campaign_test_sends WHERE campaign_id = $1`, c.ID)
+		if len(row) != 1 || row[0][0] != "api_key:7" || len(row[0][1].([]any)) != 6 || len(row[0][2].([]any)) != 2 || row[0][3] != int32(2) {
 			t.Fatalf("trail %v", row)
 		}
 	})

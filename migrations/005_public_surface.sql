@@ -13,6 +13,9 @@ CREATE TABLE campaign_test_sends (
     subscriber_ids bigint[] NOT NULL,
     device_ids     bigint[] NOT NULL,
     skipped        jsonb NOT NULL DEFAULT '[]',
+    -- What each device's provider said, written after sending; NULL when the
+    -- process stopped before (the devices may or may not have it).
+    outcomes       jsonb,
     created_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX campaign_test_sends_campaign_idx ON campaign_test_sends (campaign_id, created_at);

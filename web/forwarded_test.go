@@ -55,3 +55,20 @@ func TestForgedForwardedForDoesNotChangeTheAddress(t *testing.T) {
 	}
 	t.Fatal("a forged first X-Forwarded-For line bought a fresh budget each time")
 }
+
+// TestAnIPv6NetworkSharesOneBudget: one subscriber line gets a whole /64;
+// walking through its addresses does not buy a fresh budget each time.
+func TestAnIPv6NetworkSharesOneBudget(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ext, _ := b.owner(b.app)
+	wrong := optin.IdentityHMAC("not-the-identity-secret", ext)
+	for i := range b.cfg.RateLimitPerSubscriber + 2 {
+		r := b.doFrom(b.app, fmt.Sprintf("2001:db8:1:2::%x", i+1), http.MethodPost, "/public/v1/preferences", "", "application/json",
+			b.identityBody(ext, wrong))
+		if r.status == http.StatusTooManyRequests {
+			return
+		}
+	}
+	t.Fatal("each address of one /64 got its own budget")
+}

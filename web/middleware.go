@@ -112,7 +112,20 @@ func overIPBudget(c *fiber.Ctx) (time.Duration, bool) {
 	return wait, over
 }
 
-func ipKey(c *fiber.Ctx) string { return "ip:" + clientIP(c).String() }
+func ipKey(c *fiber.Ctx) string { return "ip:" + budgetPrefix(clientIP(c)).String() }
+
+// budgetPrefix is what shares one per-address budget: an IPv4 address, or
+// an IPv6 /64, which one subscriber line usually gets whole (counting each
+// of its addresses apart would give one person 2^64 budgets).
+func budgetPrefix(a netip.Addr) netip.Prefix {
+	if a.Is6() {
+		p, err := a.Prefix(64)
+		if err == nil {
+			return p
+		}
+	}
+	return netip.PrefixFrom(a, a.BitLen())
+}
 
 // tooMany is a 429, with the Retry-After that says when the budget is
 // back (handleError writes it).
