@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -184,6 +186,7 @@ func TestHostileBodiesCostAtMostTheirLimit(t *testing.T) {
 	var mu sync.Mutex
 	var failures []string
 	var most int64
+	cut := 0
 	for _, r := range routes {
 		for i := range perRoute {
 			declared := i%4 == 3 // a quarter with Content-Length: 200 MB, the rest chunked
@@ -195,6 +198,11 @@ func TestHostileBodiesCostAtMostTheirLimit(t *testing.T) {
 				defer mu.Unlock()
 				most = max(most, sent)
 				switch {
+				case err != nil && connectionCut(err) && sent <= r.limit+socketSlack && took <= 10*time.Second:
+					// The server stopped reading, answered 413 and closed;
+					// a client still writing can see the close before the
+					// answer. What matters held: it read no further.
+					cut++
 				case err != nil:
 					failures = append(failures, fmt.Sprintf("%s %s (declared %v): %v after %s, %d bytes sent", r.method, r.path, declared, err, took, sent))
 				case status != http.StatusRequestEntityTooLarge:
@@ -210,8 +218,8 @@ func TestHostileBodiesCostAtMostTheirLimit(t *testing.T) {
 	wg.Wait()
 	elapsed := time.Since(began)
 	rss := peakRSS(t, p.cmd.Process.Pid)
-	t.Logf("%d requests of %d MB in %s; at most %d KB of one sent; peak RSS %d MB",
-		len(routes)*perRoute, bodySize>>20, elapsed.Round(time.Millisecond), most>>10, rss>>20)
+	t.Logf("%d requests of %d MB in %s (%d saw the connection closed before the 413); at most %d KB of one sent; peak RSS %d MB",
+		len(routes)*perRoute, bodySize>>20, elapsed.Round(time.Millisecond), cut, most>>10, rss>>20)
 	for _, f := range failures {
 		t.Error(f)
 	}
@@ -240,4 +248,10 @@ func TestHostileBodiesCostAtMostTheirLimit(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+}
+
+// connectionCut reports whether err is the server closing the connection
+// under a client that was still writing.
+func connectionCut(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
