@@ -226,22 +226,28 @@ func TestBatchWorker(t *testing.T) {
 		if err := (&campaigns.BatchWorker{Service: b.svc}).Work(ctx, batchJob(c.ID, 0, 1)); !errors.Is(err, context.Canceled) {
 			t.Fatalf("a cut-off run returned %v", err)
 		}
+		// The slow device's request was written and unanswered: unknown (so
+		// may be one more whose answer was on its way at the cut).
 		rows := b.deliveryRows(c.ID)
-		if rows["unknown"] != 1 || rows["delivered"] < 1 || rows["claimed"] != 0 || rows["failed"] != 0 ||
+		if rows["unknown"] < 1 || rows["delivered"] < 1 || rows["claimed"] != 0 || rows["failed"] != 0 ||
 			rows["unknown"]+rows["delivered"] >= 6 {
-			t.Fatalf("after the cut: %v, want the written request unknown, the sent ones delivered, the rest released", rows)
+			t.Fatalf("after the cut: %v, want the written requests unknown, the sent ones delivered, the rest released", rows)
 		}
 		if err := (&campaigns.BatchWorker{Service: b.svc}).Work(context.Background(), batchJob(c.ID, 0, 2)); err != nil {
 			t.Fatal(err)
 		}
 		st := must(b.svc.Stats(context.Background(), c.ID))
-		if st.Status != campaigns.StatusFinished || st.Delivered != 6 || st.Failed != 0 || st.Resent != 1 {
-			t.Fatalf("stats %+v", st)
+		if st.Status != campaigns.StatusFinished || st.Delivered != 6 || st.Failed != 0 || st.Resent != int64(rows["unknown"]) {
+			t.Fatalf("stats %+v, want the %d unknown resent", st, rows["unknown"])
 		}
-		for _, m := range ms[1:] {
-			if n := b.once(c, m); n != 1 {
-				t.Fatalf("received %d", n)
+		twice := 0
+		for _, m := range ms {
+			if b.once(c, m) > 1 {
+				twice++
 			}
+		}
+		if twice > rows["unknown"] {
+			t.Fatalf("%d devices hold two copies, only %d were unknown", twice, rows["unknown"])
 		}
 	})
 
