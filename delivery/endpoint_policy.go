@@ -148,6 +148,8 @@ var notPublic = []netip.Prefix{
 	netip.MustParsePrefix("2001:db8::/32"),   // documentation
 	netip.MustParsePrefix("2002::/16"),       // 6to4 (embeds any IPv4)
 	netip.MustParsePrefix("2001::/32"),       // Teredo (embeds any IPv4)
+	netip.MustParsePrefix("::/96"),           // IPv4-compatible (deprecated; embeds any IPv4)
+	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated; private in practice)
 }
 
 // public reports whether an address is on the public internet. IPv4-mapped

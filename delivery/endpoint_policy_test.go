@@ -46,6 +46,9 @@ func TestEndpointPolicy(t *testing.T) {
 			{any, "https://[fe80::1]/x", false},
 			{any, "https://100.64.0.1/x", false},
 			{any, "https://0.0.0.0/x", false},
+			{any, "https://[::7f00:1]/x", false},
+			{any, "https://[fec0::1]/x", false},
+			{any, "https://[2606:4700::1111]/x", true},
 			{&delivery.EndpointPolicy{Hosts: []string{"127.0.0.1"}, AllowPrivate: true}, "https://127.0.0.1:8443/wp/x", true},
 		} {
 			err := tt.policy.CheckURL(tt.endpoint)
