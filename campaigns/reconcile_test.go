@@ -99,6 +99,22 @@ func TestReconcile(t *testing.T) {
 		}
 	})
 
+	t.Run("ResumeFinishesACampaignWhoseLastBatchEndedWhilePaused", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx := context.Background()
+		m := b.addMember(delivery.PlatformFCM, "en", "", "")
+		c := b.running(campaigns.Params{}, delivery.PlatformFCM, m.device.ID-1, m.device.ID)
+		b.exec(`UPDATE campaign_batches SET state = 'done' WHERE campaign_id = $1`, c.ID)
+		b.exec(`UPDATE campaigns SET status = 'paused' WHERE id = $1`, c.ID)
+		if got := must(b.svc.Resume(ctx, c.ID)); got.Status != campaigns.StatusFinished {
+			t.Fatalf("after resume: %s, want finished (nothing was left to send)", got.Status)
+		}
+		if st := must(b.svc.Stats(ctx, c.ID)); st.Mended != 0 {
+			t.Fatalf("the reconciler had to finish it: %+v", st)
+		}
+	})
+
 	t.Run("FinishesACampaignWithNothingLeft", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
