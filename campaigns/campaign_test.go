@@ -343,8 +343,11 @@ func TestCampaign(t *testing.T) {
 		if n := must(b.svc.RetryFailed(ctx, c.ID, campaigns.RetryOptions{})); n != 5 {
 			t.Fatalf("retry queued %d, want 5", n)
 		}
-		b.waitFor(20*time.Second, func() bool { return must(b.svc.Stats(ctx, c.ID)).Delivered == 12 },
-			func() string { return fmt.Sprintf("after retry: %+v", must(b.svc.Stats(ctx, c.ID))) })
+		// The round closes itself just after its last outcome is written.
+		b.waitFor(20*time.Second, func() bool {
+			st := must(b.svc.Stats(ctx, c.ID))
+			return st.Delivered == 12 && st.RetryRounds["done"] == 1
+		}, func() string { return fmt.Sprintf("after retry: %+v", must(b.svc.Stats(ctx, c.ID))) })
 		for _, m := range ms {
 			if n := len(b.received(m)); n != 1 {
 				t.Fatalf("device received %d", n)
