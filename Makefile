@@ -18,7 +18,8 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/herald ./cmd/herald
 
 # run: a development Herald. The secret and the first admin API key are made
-# once and kept in .herald/ (git-ignored).
+# once and kept in .herald/ (git-ignored); on an empty database a first admin
+# user is made and their one-time sign-in link printed.
 run: build
 	@mkdir -p .herald && chmod 700 .herald
 	@[ -s .herald/secret ] || (head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > .herald/secret && chmod 600 .herald/secret)
@@ -31,6 +32,9 @@ run: build
 	if [ ! -s .herald/api-key ]; then ./bin/herald apikey create --name "make run" --role admin --if-none > .herald/api-key.new; \
 	  if [ -s .herald/api-key.new ]; then mv .herald/api-key.new .herald/api-key; chmod 600 .herald/api-key; else rm -f .herald/api-key.new; fi; fi; \
 	[ -s .herald/api-key ] && echo "Admin API key: .herald/api-key   (curl -H \"Authorization: Bearer \$$(cat .herald/api-key)\" http://$(HERALD_LISTEN)/api/v1/lists)"; \
+	link=$$(./bin/herald user create --email "$${HERALD_ADMIN_EMAIL:-admin@example.com}" --name "$${HERALD_ADMIN_NAME:-Admin}" --role admin --if-none); \
+	if [ -n "$$link" ]; then echo "First admin $${HERALD_ADMIN_EMAIL:-admin@example.com}: open $$link to set a password and sign in (the link works once)."; \
+	else echo "Sign in: http://$(HERALD_LISTEN)/sign-in   (a new sign-in link: ./bin/herald user reset --email <email>)"; fi; \
 	echo "Open http://$(HERALD_LISTEN)/l/news for the opt-in page."; \
 	exec ./bin/herald serve --seed-demo
 

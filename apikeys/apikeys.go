@@ -13,30 +13,21 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/herald-im/herald/access"
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/invalid"
 )
 
-// DB is a pool or a transaction.
-type DB interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+// Role is what a key may do (access.Role).
+type Role = access.Role
 
-// Role is what a key may do.
-type Role string
-
-// Roles, from most to least powerful.
+// Roles, as in package access.
 const (
-	RoleAdmin    Role = "admin"    // everything, including apps, credentials and erasure
-	RoleMarketer Role = "marketer" // lists, subscribers, imports, campaigns
-	RoleAgent    Role = "agent"    // conversations; reads subscribers
+	RoleAdmin    = access.RoleAdmin
+	RoleMarketer = access.RoleMarketer
+	RoleAgent    = access.RoleAgent
 )
-
-// Valid reports whether r is a known role.
-func (r Role) Valid() bool { return r == RoleAdmin || r == RoleMarketer || r == RoleAgent }
 
 // Key is a stored API key without its secret.
 type Key struct {
@@ -60,7 +51,7 @@ var ErrInvalid = errors.New("apikeys: invalid key")
 var enc = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // Create issues a key and returns its plaintext, which is never stored.
-func Create(ctx context.Context, db DB, name string, role Role, ttl time.Duration) (string, *Key, error) {
+func Create(ctx context.Context, db database.DB, name string, role Role, ttl time.Duration) (string, *Key, error) {
 	if !role.Valid() {
 		return "", nil, invalid.Field("role", "must be admin, marketer or agent")
 	}
@@ -86,7 +77,7 @@ func Create(ctx context.Context, db DB, name string, role Role, ttl time.Duratio
 }
 
 // Authenticate returns the key for a plaintext API key.
-func Authenticate(ctx context.Context, db DB, plaintext string) (*Key, error) {
+func Authenticate(ctx context.Context, db database.DB, plaintext string) (*Key, error) {
 	rest, ok := strings.CutPrefix(plaintext, "hk_")
 	prefix, _, ok2 := strings.Cut(rest, "_")
 	if !ok || !ok2 || len(prefix) != 8 {
@@ -111,7 +102,7 @@ func Authenticate(ctx context.Context, db DB, plaintext string) (*Key, error) {
 }
 
 // List returns every key, revoked and expired ones too, without secrets.
-func List(ctx context.Context, db DB) ([]Key, error) {
+func List(ctx context.Context, db database.DB) ([]Key, error) {
 	rows, err := db.Query(ctx, `SELECT id, name, role, prefix, created_at, expires_at, last_used_at, revoked_at
 		FROM api_keys ORDER BY id`)
 	if err != nil {
@@ -130,7 +121,7 @@ func List(ctx context.Context, db DB) ([]Key, error) {
 
 // Revoke disables a key at once. Revoking a revoked key changes nothing;
 // an unknown id is ErrNotFound.
-func Revoke(ctx context.Context, db DB, id int64) error {
+func Revoke(ctx context.Context, db database.DB, id int64) error {
 	tag, err := db.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("apikeys: revoke: %w", err)

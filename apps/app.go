@@ -18,16 +18,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/herald-im/herald/audit"
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/secrets"
 )
-
-// DB is what the functions here need: a pool or a transaction.
-type DB interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
 
 // App is a site or mobile app that subscribers' devices belong to.
 type App struct {
@@ -66,7 +62,7 @@ func NewStore(master []byte) *Store {
 }
 
 // Create makes an app with a fresh VAPID key pair and identity secret.
-func (s *Store) Create(ctx context.Context, db DB, slug, name, vapidSubject string) (*App, error) {
+func (s *Store) Create(ctx context.Context, db database.DB, slug, name, vapidSubject string) (*App, error) {
 	if !slugRE.MatchString(slug) {
 		return nil, invalid.Field("slug", "must be 1-63 lowercase letters, digits or dashes")
 	}
@@ -93,7 +89,7 @@ func (s *Store) Create(ctx context.Context, db DB, slug, name, vapidSubject stri
 
 // EnsureDefault returns the default app, creating it (and so the VAPID keys)
 // on first start. Concurrent starts create it once.
-func (s *Store) EnsureDefault(ctx context.Context, db DB, vapidSubject string) (*App, error) {
+func (s *Store) EnsureDefault(ctx context.Context, db database.DB, vapidSubject string) (*App, error) {
 	a, err := Get(ctx, db, DefaultSlug)
 	if !errors.Is(err, ErrNotFound) {
 		return a, err
@@ -107,16 +103,16 @@ func (s *Store) EnsureDefault(ctx context.Context, db DB, vapidSubject string) (
 }
 
 // Get returns the app with slug.
-func Get(ctx context.Context, db DB, slug string) (*App, error) {
+func Get(ctx context.Context, db database.DB, slug string) (*App, error) {
 	return get(ctx, db, "slug = $1", slug)
 }
 
 // GetByID returns the app with id.
-func GetByID(ctx context.Context, db DB, id int64) (*App, error) {
+func GetByID(ctx context.Context, db database.DB, id int64) (*App, error) {
 	return get(ctx, db, "id = $1", id)
 }
 
-func get(ctx context.Context, db DB, where string, arg any) (*App, error) {
+func get(ctx context.Context, db database.DB, where string, arg any) (*App, error) {
 	var a App
 	err := db.QueryRow(ctx, `SELECT id, slug, name, vapid_public_key, created_at, updated_at FROM apps WHERE `+where, arg).
 		Scan(&a.ID, &a.Slug, &a.Name, &a.VAPIDPublicKey, &a.CreatedAt, &a.UpdatedAt)
@@ -130,7 +126,7 @@ func get(ctx context.Context, db DB, where string, arg any) (*App, error) {
 }
 
 // Secrets opens an app's sealed secrets.
-func (s *Store) Secrets(ctx context.Context, db DB, appID int64) (*Secrets, error) {
+func (s *Store) Secrets(ctx context.Context, db database.DB, appID int64) (*Secrets, error) {
 	var sealed []byte
 	if err := db.QueryRow(ctx, `SELECT secrets FROM apps WHERE id = $1`, appID).Scan(&sealed); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -150,7 +146,7 @@ func (s *Store) Secrets(ctx context.Context, db DB, appID int64) (*Secrets, erro
 }
 
 // SetSecrets seals and stores an app's secrets.
-func (s *Store) SetSecrets(ctx context.Context, db DB, appID int64, sec *Secrets) error {
+func (s *Store) SetSecrets(ctx context.Context, db database.DB, appID int64, sec *Secrets) error {
 	plain, err := json.Marshal(sec)
 	if err != nil {
 		return fmt.Errorf("apps: encode secrets: %w", err)
@@ -167,9 +163,25 @@ func (s *Store) SetSecrets(ctx context.Context, db DB, appID int64, sec *Secrets
 	return nil
 }
 
+// CreateApp is Create for an actor: in its own transaction, with its audit
+// entry.
+func (s *Store) CreateApp(ctx context.Context, pool database.Pool, actor audit.Actor, slug, name, vapidSubject string) (*App, error) {
+	var a *App
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		if a, err = s.Create(ctx, tx, slug, name, vapidSubject); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, actor, audit.Change{Action: "app.create", ObjectType: "app", ObjectID: a.Slug})
+	})
+	return a, err
+}
+
 // UpdateSecrets changes an app's secrets under a row lock, so that two
-// concurrent changes (say, APNs and FCM credentials) do not undo each other.
-func (s *Store) UpdateSecrets(ctx context.Context, pool TxStarter, appID int64, change func(*Secrets) error) error {
+// concurrent changes (say, APNs and FCM credentials) do not undo each other,
+// and records c (what changed, never the secrets) for actor in the same
+// transaction.
+func (s *Store) UpdateSecrets(ctx context.Context, pool database.Pool, actor audit.Actor, c audit.Change, appID int64, change func(*Secrets) error) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM apps WHERE id = $1 FOR UPDATE`, appID); err != nil {
 			return fmt.Errorf("apps: lock app %d: %w", appID, err)
@@ -181,13 +193,11 @@ func (s *Store) UpdateSecrets(ctx context.Context, pool TxStarter, appID int64, 
 		if err := change(sec); err != nil {
 			return err
 		}
-		return s.SetSecrets(ctx, tx, appID, sec)
+		if err := s.SetSecrets(ctx, tx, appID, sec); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, actor, c)
 	})
-}
-
-// TxStarter begins transactions: a pool or a connection.
-type TxStarter interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
 // additional binds sealed secrets to their row, so they cannot be swapped.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/subscribers"
 )
 
@@ -22,7 +23,7 @@ type audienceQuery struct {
 	lists []int64
 }
 
-func (s *Service) audience(ctx context.Context, db subscribers.DB, appID int64, a *Audience) (*audienceQuery, error) {
+func (s *Service) audience(ctx context.Context, db database.DB, appID int64, a *Audience) (*audienceQuery, error) {
 	var listIDs []int64
 	for _, slug := range a.Lists {
 		l, err := subscribers.GetList(ctx, db, slug)

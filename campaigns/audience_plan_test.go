@@ -72,7 +72,7 @@ func TestWholeAudienceQueriesDoNotNeedStatistics(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := freshSchema(t, 20_000)
-	s := NewService(pool, nil, nil, Config{PublicURL: "http://herald.test", Secret: []byte("0123456789abcdef0123456789abcdef")}, nil)
+	s := NewService(pool, nil, nil, nil, Config{PublicURL: "http://herald.test", Secret: []byte("0123456789abcdef0123456789abcdef")}, nil)
 	var appID int64
 	if err := pool.QueryRow(ctx, `SELECT id FROM apps`).Scan(&appID); err != nil {
 		t.Fatal(err)

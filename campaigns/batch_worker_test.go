@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/delivery/simulator"
@@ -147,7 +148,6 @@ func TestBatchWorker(t *testing.T) {
 		c := b.running(campaigns.Params{}, delivery.PlatformFCM, ms[0].device.ID-1, ms[total-1].device.ID)
 		doomed := must(pgxpool.NewWithConfig(ctx, b.pool.Config()))
 		doomedSvc, _ := newServices(doomed, b.store, b.sim)
-		doomedSvc.SetRiver(riverOf(t, b))
 		time.AfterFunc(1500*time.Millisecond, doomed.Close)
 		if err := (&campaigns.BatchWorker{Service: doomedSvc}).Work(ctx, batchJob(c.ID, 0, 1)); err == nil {
 			t.Fatal("the crashed run reported success")
@@ -184,7 +184,6 @@ func TestBatchWorker(t *testing.T) {
 		b.sim.SetFault("fcm", ms[0].device.Token, simulator.Fault{Delay: time.Second, Times: 1})
 		c := b.running(campaigns.Params{}, delivery.PlatformFCM, ms[0].device.ID-1, ms[total-1].device.ID)
 		draining, _ := newServices(b.pool, b.store, b.sim)
-		draining.SetRiver(riverOf(t, b))
 		done := make(chan error, 1)
 		go func() { done <- (&campaigns.BatchWorker{Service: draining}).Work(ctx, batchJob(c.ID, 0, 1)) }()
 		b.waitFor(10*time.Second, func() bool { return b.total(ms) > 0 }, func() string { return "nothing was sent" })
@@ -368,7 +367,7 @@ func TestDatabaseFaults(t *testing.T) {
 		c := b.create(campaigns.Params{})
 		// The first slice is sent, then its backend dies as it records.
 		hit := b.faults.add(c.ID, "UPDATE deliveries d SET status = u.status", "terminate", 1)
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		<-hit
 		st := b.waitStatus(c.ID, campaigns.StatusFinished, 30*time.Second)
 		if st.Delivered != 21 || st.Unknown != 0 || st.Failed != 0 || st.Resent == 0 {
@@ -393,7 +392,6 @@ func TestDatabaseFaults(t *testing.T) {
 		timeouts := must(pgxpool.NewWithConfig(ctx, cfg))
 		t.Cleanup(timeouts.Close)
 		svc, _ := newServices(timeouts, b.store, b.sim)
-		svc.SetRiver(riverOf(t, b))
 		// Someone holds the batch row: closing the batch waits past the
 		// statement timeout.
 		lock := must(b.pool.Begin(ctx))

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
+	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/delivery/simulator"
 	"github.com/herald-im/herald/subscribers"
@@ -53,10 +56,22 @@ func TestCampaign(t *testing.T) {
 		if preview.Devices != 30 || preview.Subscribers != 30 || len(preview.Sample) != 10 {
 			t.Fatalf("preview %+v", preview)
 		}
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		st := b.waitStatus(c.ID, campaigns.StatusFinished, 30*time.Second)
 		if st.Sent != 30 || st.Delivered != 30 || st.Unknown != 0 || st.Resent != 0 || *st.AudienceSize != 30 || st.Batches["done"] != 6 {
 			t.Fatalf("stats %+v", st)
+		}
+		// Its life as events, each written with its change: by the test's
+		// actor, then by the scheduler.
+		events := b.rows(`SELECT topic || ' ' || actor FROM outbox WHERE object_type = 'campaign' AND object_id = $1 ORDER BY id`,
+			strconv.FormatInt(c.ID, 10))
+		var got []string
+		for _, e := range events {
+			got = append(got, e[0].(string))
+		}
+		if want := []string{"campaign.create system:test", "campaign.schedule system:test", "campaign.start system:campaign scheduler",
+			"campaign.finish system:campaign scheduler"}; !slices.Equal(got, want) {
+			t.Fatalf("events %q, want %q", got, want)
 		}
 		for i, m := range audience {
 			got := b.received(m)
@@ -103,7 +118,7 @@ func TestCampaign(t *testing.T) {
 		m := b.addMember(delivery.PlatformAPNs, "en", "", "")
 		at := time.Now().Add(3 * time.Second).Truncate(time.Millisecond)
 		c := b.create(campaigns.Params{Schedule: &campaigns.Schedule{Mode: "at", At: &at}})
-		must(b.svc.ScheduleCampaign(context.Background(), c.ID))
+		must(b.svc.ScheduleCampaign(context.Background(), audit.System("test"), c.ID))
 		b.waitStatus(c.ID, campaigns.StatusFinished, 20*time.Second)
 		got := b.received(m)
 		if len(got) != 1 {
@@ -122,12 +137,11 @@ func TestCampaign(t *testing.T) {
 		b.addMember(delivery.PlatformFCM, "en-US", "America/New_York", "")
 		b.addMember(delivery.PlatformFCM, "en", "", "") // unknown zone: the campaign's default
 		now := time.Date(2030, 12, 1, 5, 0, 0, 0, time.UTC)
-		svc := campaigns.NewService(b.pool, nil, nil, campaigns.Config{PublicURL: "http://herald.test", Secret: secret,
+		svc := campaigns.NewService(b.pool, dbtest.Inserter(b.pool), nil, nil, campaigns.Config{PublicURL: "http://herald.test", Secret: secret,
 			Now: func() time.Time { return now }}, nil)
-		svc.SetRiver(riverOf(t, b))
 		c := b.create(campaigns.Params{Schedule: &campaigns.Schedule{Mode: "local", LocalDate: "2030-12-01", LocalTime: "09:00",
 			DefaultTimezone: "Asia/Tokyo", QuietHours: &campaigns.QuietHours{Start: "22:00", End: "08:00"}}})
-		must(svc.ScheduleCampaign(ctx, c.ID))
+		must(svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		got := map[string]time.Time{}
 		for _, w := range b.rows(`SELECT coalesce(timezone, '*'), send_at FROM campaign_waves WHERE campaign_id = $1`, c.ID) {
 			got[w[0].(string)] = w[1].(time.Time).UTC()
@@ -145,7 +159,7 @@ func TestCampaign(t *testing.T) {
 		if n := b.count(`SELECT count(*) FROM river_job WHERE kind = 'campaigns.start' AND (args->>'campaign_id')::bigint = $1`, c.ID); n != 3 {
 			t.Fatalf("%d start jobs", n)
 		}
-		must(b.svc.Cancel(ctx, c.ID))
+		must(b.svc.Cancel(ctx, audit.System("test"), c.ID))
 	})
 
 	t.Run("PauseParksAndResumeWakesWithinASecond", func(t *testing.T) {
@@ -161,9 +175,9 @@ func TestCampaign(t *testing.T) {
 			ms = append(ms, m)
 		}
 		c := b.create(campaigns.Params{})
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		b.waitFor(10*time.Second, func() bool { return b.total(ms) > 0 }, func() string { return "nothing was sent" })
-		must(b.svc.Pause(ctx, c.ID))
+		must(b.svc.Pause(ctx, audit.System("test"), c.ID))
 		// Parked: every open batch says so and no job of the campaign is
 		// waiting, snoozing or running, so nothing can send.
 		b.waitFor(10*time.Second, func() bool {
@@ -181,7 +195,7 @@ func TestCampaign(t *testing.T) {
 			t.Fatalf("the campaign finished (%d) before the pause took hold", atPause)
 		}
 		resumed := time.Now()
-		must(b.svc.Resume(ctx, c.ID))
+		must(b.svc.Resume(ctx, audit.System("test"), c.ID))
 		b.waitFor(5*time.Second, func() bool { return b.total(ms) > atPause }, func() string { return "nothing sent after resume" })
 		// The parked batches' next generation started within a second.
 		var woke time.Time
@@ -212,14 +226,14 @@ func TestCampaign(t *testing.T) {
 		// at once on the FCM queue).
 		throttle := 240
 		c := b.create(campaigns.Params{ThrottlePerMinute: &throttle})
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		b.waitFor(20*time.Second, func() bool { return b.total(ms) >= 12 }, func() string { return "throttled campaign stalled" })
-		must(b.svc.Pause(ctx, c.ID))
+		must(b.svc.Pause(ctx, audit.System("test"), c.ID))
 		b.waitFor(10*time.Second, func() bool { return b.liveJobs(c.ID) == 0 }, func() string { return "pause did not park" })
 		// The pause lasts long enough for a per-batch limiter to save up a
 		// burst; the shared throttle must not.
 		<-time.After(2 * time.Second)
-		must(b.svc.Resume(ctx, c.ID))
+		must(b.svc.Resume(ctx, audit.System("test"), c.ID))
 		b.waitStatus(c.ID, campaigns.StatusFinished, 60*time.Second)
 		var at []time.Time
 		for _, m := range ms {
@@ -255,9 +269,9 @@ func TestCampaign(t *testing.T) {
 		}
 		throttle := 240
 		c := b.create(campaigns.Params{ThrottlePerMinute: &throttle})
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		b.waitFor(10*time.Second, func() bool { return b.total(ms) > 0 }, func() string { return "nothing was sent" })
-		must(b.svc.Cancel(ctx, c.ID))
+		must(b.svc.Cancel(ctx, audit.System("test"), c.ID))
 		b.waitFor(10*time.Second, func() bool { return b.liveJobs(c.ID) == 0 }, func() string { return "jobs still live after cancel" })
 		st := must(b.svc.Stats(ctx, c.ID))
 		if st.Status != campaigns.StatusCancelled || st.Sent >= 20 || st.Batches["pending"] != 0 || st.Batches["parked"] != 0 || st.InFlight != 0 {
@@ -266,7 +280,7 @@ func TestCampaign(t *testing.T) {
 		if n := b.total(ms); int64(n) != st.Sent {
 			t.Fatalf("the simulator has %d, the stats say %d sent", n, st.Sent)
 		}
-		if _, err := b.svc.Resume(ctx, c.ID); err == nil {
+		if _, err := b.svc.Resume(ctx, audit.System("test"), c.ID); err == nil {
 			t.Fatal("a cancelled campaign resumed")
 		}
 	})
@@ -281,7 +295,7 @@ func TestCampaign(t *testing.T) {
 		}
 		b.sim.SetFault("webpush", ms[0].device.Token, simulator.Fault{Status: 429, RetryAfter: time.Second, Times: 1})
 		c := b.create(campaigns.Params{})
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		st := b.waitStatus(c.ID, campaigns.StatusFinished, 20*time.Second)
 		if st.Delivered != 5 || st.Failed != 0 || st.ThrottledWaiting != 0 {
 			t.Fatalf("stats %+v", st)
@@ -307,7 +321,7 @@ func TestCampaign(t *testing.T) {
 		m := b.addMember(delivery.PlatformWebPush, "en", "", "")
 		b.sim.SetFault("webpush", m.device.Token, simulator.Fault{Status: 429, RetryAfter: time.Hour})
 		c := b.create(campaigns.Params{Content: &campaigns.Content{Title: "Flash sale", TTLSeconds: 60}})
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		st := b.waitStatus(c.ID, campaigns.StatusFinished, 20*time.Second)
 		if st.FailedByReason["throttled"] != 1 || st.ThrottledWaiting != 0 {
 			t.Fatalf("stats %+v", st)
@@ -332,7 +346,7 @@ func TestCampaign(t *testing.T) {
 			b.sim.SetFault("fcm", m.device.Token, simulator.Fault{Status: 500, Reason: "INTERNAL", Times: 1})
 		}
 		c := b.create(campaigns.Params{})
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		st := b.waitStatus(c.ID, campaigns.StatusFinished, 30*time.Second)
 		if st.Delivered != 7 || st.FailedByReason["retryable"] != 5 || st.DevicesDeactivated != 1 {
 			t.Fatalf("stats %+v", st)
@@ -340,7 +354,7 @@ func TestCampaign(t *testing.T) {
 		if b.count(`SELECT count(*) FROM devices WHERE id = $1 AND active`, gone.device.ID) != 0 {
 			t.Fatal("gone device still active")
 		}
-		if n := must(b.svc.RetryFailed(ctx, c.ID, campaigns.RetryOptions{})); n != 5 {
+		if n := must(b.svc.RetryFailed(ctx, audit.System("test"), c.ID, campaigns.RetryOptions{})); n != 5 {
 			t.Fatalf("retry queued %d, want 5", n)
 		}
 		// The round closes itself just after its last outcome is written.
@@ -377,7 +391,7 @@ func TestCampaign(t *testing.T) {
 		// refusal comes before the later batches start.
 		throttle := 600
 		c := b.create(campaigns.Params{ThrottlePerMinute: &throttle})
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		st := b.waitStatus(c.ID, campaigns.StatusFailed, 30*time.Second)
 		got := must(b.svc.Get(ctx, c.ID))
 		if got.FailureReason == nil || !strings.Contains(*got.FailureReason, "credentials") || st.Delivered != 0 {
@@ -403,7 +417,7 @@ func TestCampaign(t *testing.T) {
 			fast = append(fast, b.addMember(delivery.PlatformFCM, "en", "", ""), b.addMember(delivery.PlatformWebPush, "en", "", ""))
 		}
 		c := b.create(campaigns.Params{})
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		b.waitFor(2500*time.Millisecond, func() bool { return b.total(fast) == len(fast) },
 			func() string { return "FCM and Web Push waited for the slow APNs batches" })
 		b.waitStatus(c.ID, campaigns.StatusFinished, 30*time.Second)

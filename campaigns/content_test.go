@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 )
 
@@ -26,7 +27,7 @@ func TestContentIsValidatedAtSave(t *testing.T) {
 	}
 	for field, content := range tests {
 		content := content
-		_, err := b.svc.Create(context.Background(), campaigns.Params{App: &b.app.Slug, Name: ptr("x"), Content: &content,
+		_, err := b.svc.Create(context.Background(), audit.System("test"), campaigns.Params{App: &b.app.Slug, Name: ptr("x"), Content: &content,
 			Audience: &campaigns.Audience{Lists: []string{b.list}}})
 		if err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("%s: %v", field, err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/delivery/simulator"
@@ -24,7 +25,7 @@ func TestDeliveries(t *testing.T) {
 	b.sim.SetFault("webpush", ms[3].device.Token, simulator.Fault{Status: 400, Reason: "bad"})
 	b.sim.SetFault("webpush", ms[4].device.Token, simulator.Fault{Status: 410, Reason: "gone"})
 	c := b.create(campaigns.Params{})
-	must(b.svc.ScheduleCampaign(ctx, c.ID))
+	must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 	b.waitStatus(c.ID, campaigns.StatusFinished, 20*time.Second)
 
 	t.Run("ByStatusAndReason", func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/delivery"
@@ -74,8 +75,6 @@ func getEnv(t *testing.T) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc.SetRiver(client)
-		optinSvc.SetRiver(client)
 		if err := client.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -92,9 +91,9 @@ func getEnv(t *testing.T) *env {
 func newServices(pool *pgxpool.Pool, store *apps.Store, sim *simulator.Server) (*campaigns.Service, *optin.Service) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	senders := apps.NewSenders(pool, store, delivery.Options{RootCAs: sim.CertPool()}, logger)
-	optinSvc := optin.NewService(pool, store, senders, nil, optin.Config{PublicURL: "http://herald.test", Secret: secret,
+	optinSvc := optin.NewService(pool, dbtest.Inserter(pool), store, senders, nil, optin.Config{PublicURL: "http://herald.test", Secret: secret,
 		ConfirmTokenTTL: time.Hour, UnsubscribeTokenTTL: time.Hour, SubscriberTokenTTL: time.Hour, PendingPurgeAfter: time.Hour}, logger)
-	svc := campaigns.NewService(pool, senders, optinSvc, campaigns.Config{PublicURL: "http://herald.test", Secret: secret, BatchSize: 7}, logger)
+	svc := campaigns.NewService(pool, dbtest.Inserter(pool), senders, optinSvc, campaigns.Config{PublicURL: "http://herald.test", Secret: secret, BatchSize: 7}, logger)
 	return svc, optinSvc
 }
 
@@ -198,7 +197,7 @@ func (b *testBundle) create(params campaigns.Params) *campaigns.Campaign {
 	if params.Audience == nil {
 		params.Audience = &campaigns.Audience{Lists: []string{b.list}}
 	}
-	c, err := b.svc.Create(context.Background(), params)
+	c, err := b.svc.Create(context.Background(), audit.System("test"), params)
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/delivery"
 )
 
@@ -114,7 +115,7 @@ func afterQuietHours(t time.Time, q QuietHours) time.Time {
 
 // ScheduleCampaign moves a draft to scheduled: it plans the waves and inserts
 // their start jobs in the same transaction as the status change.
-func (s *Service) ScheduleCampaign(ctx context.Context, id int64) (*Campaign, error) {
+func (s *Service) ScheduleCampaign(ctx context.Context, actor audit.Actor, id int64) (*Campaign, error) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		c, err := getCampaign(ctx, tx, id, "FOR UPDATE OF c")
 		if err != nil {
@@ -148,7 +149,7 @@ func (s *Service) ScheduleCampaign(ctx context.Context, id int64) (*Campaign, er
 		if _, err := tx.Exec(ctx, `UPDATE campaigns SET status = 'scheduled', scheduled_at = $2, updated_at = now() WHERE id = $1`, id, first); err != nil {
 			return fmt.Errorf("campaigns: schedule %d: %w", id, err)
 		}
-		return nil
+		return recordChange(ctx, tx, actor, "campaign.schedule", id, map[string]any{"waves": len(waves)})
 	})
 	if err != nil {
 		return nil, err
@@ -162,14 +163,14 @@ func (s *Service) ScheduleCampaign(ctx context.Context, id int64) (*Campaign, er
 // Pause stops a campaign: running batches see it between slices (within a
 // slice's sending time) and park; parked batches hold no worker. Resume
 // continues where it stopped; Cancel stops for good.
-func (s *Service) Pause(ctx context.Context, id int64) (*Campaign, error) {
-	return s.move(ctx, id, StatusPaused, `paused_at = now()`)
+func (s *Service) Pause(ctx context.Context, actor audit.Actor, id int64) (*Campaign, error) {
+	return s.move(ctx, actor, "campaign.pause", id, StatusPaused, `paused_at = now()`)
 }
 
 // Resume continues a paused campaign: in the same transaction as the status
 // change it queues the next generation of every parked fan-out, batch and
 // retry round, so they run again within River's fetch interval.
-func (s *Service) Resume(ctx context.Context, id int64) (*Campaign, error) {
+func (s *Service) Resume(ctx context.Context, actor audit.Actor, id int64) (*Campaign, error) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		c, err := getCampaign(ctx, tx, id, "FOR UPDATE OF c")
 		if err != nil {
@@ -189,13 +190,12 @@ func (s *Service) Resume(ctx context.Context, id int64) (*Campaign, error) {
 		if err != nil {
 			return err
 		}
-		if len(jobs) == 0 {
-			return nil
+		if len(jobs) > 0 {
+			if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
+				return fmt.Errorf("campaigns: queue parked work of %d: %w", id, err)
+			}
 		}
-		if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
-			return fmt.Errorf("campaigns: queue parked work of %d: %w", id, err)
-		}
-		return nil
+		return recordChange(ctx, tx, actor, "campaign.resume", id, map[string]any{"status": to})
 	})
 	if err != nil {
 		return nil, err
@@ -272,7 +272,7 @@ func (s *Service) unpark(ctx context.Context, tx pgx.Tx, id int64) ([]river.Inse
 // Cancel ends a campaign for good; what was sent stays recorded. Open
 // batches and retry rounds are closed in the same transaction; a batch
 // that is sending stops at its next slice.
-func (s *Service) Cancel(ctx context.Context, id int64) (*Campaign, error) {
+func (s *Service) Cancel(ctx context.Context, actor audit.Actor, id int64) (*Campaign, error) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := moveTx(ctx, tx, id, StatusCancelled, `finished_at = now()`); err != nil {
 			return err
@@ -283,7 +283,7 @@ func (s *Service) Cancel(ctx context.Context, id int64) (*Campaign, error) {
 		if _, err := tx.Exec(ctx, `UPDATE campaign_retries SET state = 'cancelled' WHERE campaign_id = $1 AND state IN ('pending', 'parked')`, id); err != nil {
 			return fmt.Errorf("campaigns: cancel retry rounds of %d: %w", id, err)
 		}
-		return nil
+		return recordChange(ctx, tx, actor, "campaign.cancel", id, nil)
 	})
 	if err != nil {
 		return nil, err
@@ -291,8 +291,13 @@ func (s *Service) Cancel(ctx context.Context, id int64) (*Campaign, error) {
 	return s.Get(ctx, id)
 }
 
-func (s *Service) move(ctx context.Context, id int64, to Status, set string) (*Campaign, error) {
-	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return moveTx(ctx, tx, id, to, set) }); err != nil {
+func (s *Service) move(ctx context.Context, actor audit.Actor, action string, id int64, to Status, set string) (*Campaign, error) {
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := moveTx(ctx, tx, id, to, set); err != nil {
+			return err
+		}
+		return recordChange(ctx, tx, actor, action, id, nil)
+	}); err != nil {
 		return nil, err
 	}
 	return s.Get(ctx, id)
@@ -314,12 +319,20 @@ func moveTx(ctx context.Context, tx pgx.Tx, id int64, to Status, set string) err
 
 // fail marks a running campaign failed, e.g. when credentials are refused.
 func (s *Service) fail(ctx context.Context, id int64, reason string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE campaigns SET status = 'failed', failure_reason = $2, finished_at = now(), updated_at = now()
-		WHERE id = $1 AND status IN ('running', 'scheduled', 'paused')`, id, reason)
+	var failed bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE campaigns SET status = 'failed', failure_reason = $2, finished_at = now(), updated_at = now()
+			WHERE id = $1 AND status IN ('running', 'scheduled', 'paused')`, id, reason)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		failed = true
+		return recordChange(ctx, tx, audit.System("campaign sender"), "campaign.fail", id, map[string]any{"reason": reason})
+	})
 	if err != nil {
 		return fmt.Errorf("campaigns: fail %d: %w", id, err)
 	}
-	if tag.RowsAffected() > 0 {
+	if failed {
 		s.logger.Error("campaign failed", "campaign_id", id, "reason", reason)
 	}
 	return nil
@@ -329,15 +342,23 @@ func (s *Service) fail(ctx context.Context, id int64, reason string) error {
 // no batch or retry round is open. Its error is returned like any other: the job that
 // called it runs again, and the reconciler finishes what no job will.
 func (s *Service) finishIfDone(ctx context.Context, id int64) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE campaigns SET status = 'finished', finished_at = now(), updated_at = now()
-		WHERE id = $1 AND status IN ('running', 'scheduled')
-		AND NOT EXISTS (SELECT 1 FROM campaign_waves WHERE campaign_id = $1 AND NOT fanned_out)
-		AND NOT EXISTS (SELECT 1 FROM campaign_batches WHERE campaign_id = $1 AND state IN ('pending', 'parked'))
-		AND NOT EXISTS (SELECT 1 FROM campaign_retries WHERE campaign_id = $1 AND state IN ('pending', 'parked'))`, id)
+	var finished bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE campaigns SET status = 'finished', finished_at = now(), updated_at = now()
+			WHERE id = $1 AND status IN ('running', 'scheduled')
+			AND NOT EXISTS (SELECT 1 FROM campaign_waves WHERE campaign_id = $1 AND NOT fanned_out)
+			AND NOT EXISTS (SELECT 1 FROM campaign_batches WHERE campaign_id = $1 AND state IN ('pending', 'parked'))
+			AND NOT EXISTS (SELECT 1 FROM campaign_retries WHERE campaign_id = $1 AND state IN ('pending', 'parked'))`, id)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		finished = true
+		return recordChange(ctx, tx, audit.System("campaign scheduler"), "campaign.finish", id, nil)
+	})
 	if err != nil {
 		return fmt.Errorf("campaigns: finish %d: %w", id, err)
 	}
-	if tag.RowsAffected() > 0 {
+	if finished {
 		s.logger.Info("campaign finished", "campaign_id", id)
 	}
 	return nil

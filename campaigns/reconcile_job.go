@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/delivery"
 )
 
@@ -295,6 +296,19 @@ func (s *Service) requeueOrphans(ctx context.Context, tx pgx.Tx, ids []int64) ([
 // finishDone finishes running campaigns with every wave fanned out and no
 // open batch: their last batch's job ended before it could say so.
 func (s *Service) finishDone(ctx context.Context, tx pgx.Tx, ids []int64) ([]Mend, error) {
+	mends, err := s.finishDoneRows(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range mends {
+		if err := recordChange(ctx, tx, audit.System("campaign reconciler"), "campaign.finish", m.CampaignID, nil); err != nil {
+			return nil, err
+		}
+	}
+	return mends, nil
+}
+
+func (s *Service) finishDoneRows(ctx context.Context, tx pgx.Tx, ids []int64) ([]Mend, error) {
 	return mendRows(ctx, tx, "finished", `UPDATE campaigns c SET status = 'finished', finished_at = now(), updated_at = now()
 		WHERE c.status = 'running'
 		AND NOT EXISTS (SELECT 1 FROM campaign_waves w WHERE w.campaign_id = c.id AND NOT w.fanned_out)

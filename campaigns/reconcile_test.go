@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/delivery"
 )
@@ -54,11 +55,11 @@ func TestReconcile(t *testing.T) {
 		b.addMember(delivery.PlatformFCM, "en", "", "")
 		at := time.Now().Add(time.Hour)
 		c := b.create(campaigns.Params{Schedule: &campaigns.Schedule{Mode: "at", At: &at}})
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		if mends := must(b.svc.Reconcile(ctx, c.ID)); len(mends) != 0 {
 			t.Fatalf("mended a campaign whose start job waits: %v", mendKinds(mends))
 		}
-		must(b.svc.Cancel(ctx, c.ID))
+		must(b.svc.Cancel(ctx, audit.System("test"), c.ID))
 	})
 
 	t.Run("ClosesOpenWorkOfEndedCampaignsAndParksThatOfPausedOnes", func(t *testing.T) {
@@ -75,7 +76,7 @@ func TestReconcile(t *testing.T) {
 			t.Fatalf("mends %v", got)
 		}
 		// The parked batch runs after a resume.
-		must(b.svc.Resume(ctx, paused.ID))
+		must(b.svc.Resume(ctx, audit.System("test"), paused.ID))
 		b.waitStatus(paused.ID, campaigns.StatusFinished, 20*time.Second)
 		if n := len(b.received(m)); n != 1 {
 			t.Fatalf("received %d", n)
@@ -107,7 +108,7 @@ func TestReconcile(t *testing.T) {
 		c := b.running(campaigns.Params{}, delivery.PlatformFCM, m.device.ID-1, m.device.ID)
 		b.exec(`UPDATE campaign_batches SET state = 'done' WHERE campaign_id = $1`, c.ID)
 		b.exec(`UPDATE campaigns SET status = 'paused' WHERE id = $1`, c.ID)
-		if got := must(b.svc.Resume(ctx, c.ID)); got.Status != campaigns.StatusFinished {
+		if got := must(b.svc.Resume(ctx, audit.System("test"), c.ID)); got.Status != campaigns.StatusFinished {
 			t.Fatalf("after resume: %s, want finished (nothing was left to send)", got.Status)
 		}
 		if st := must(b.svc.Stats(ctx, c.ID)); st.Mended != 0 {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+
+	"github.com/herald-im/herald/audit"
 )
 
 // RetryArgs re-sends a campaign's failures that may pass (one round).
@@ -50,7 +52,7 @@ const retryable = `batch <> $2 AND ((status = 'failed' AND outcome IN ('retryabl
 // that may pass (retryable, throttled), and with opts.IncludeUnknown of
 // those whose outcome is unknown. Delivered, gone and rejected ones are
 // never re-sent. It returns how many devices the round will pick up.
-func (s *Service) RetryFailed(ctx context.Context, id int64, opts RetryOptions) (int64, error) {
+func (s *Service) RetryFailed(ctx context.Context, actor audit.Actor, id int64, opts RetryOptions) (int64, error) {
 	var queued int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		c, err := getCampaign(ctx, tx, id, "FOR UPDATE OF c")
@@ -78,7 +80,8 @@ func (s *Service) RetryFailed(ctx context.Context, id int64, opts RetryOptions) 
 		if _, err := s.river.InsertTx(ctx, tx, RetryArgs{CampaignID: id, Round: round}, nil); err != nil {
 			return fmt.Errorf("campaigns: insert retry job: %w", err)
 		}
-		return nil
+		return recordChange(ctx, tx, actor, "campaign.retry_failed", id, map[string]any{"round": round, "devices": queued,
+			"include_unknown": opts.IncludeUnknown})
 	})
 	return queued, err
 }

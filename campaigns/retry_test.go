@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/delivery/simulator"
@@ -30,10 +31,10 @@ func TestRetryFailed(t *testing.T) {
 		if err := (&campaigns.BatchWorker{Service: b.svc}).Work(ctx, batchJob(c.ID, 0, 2)); err != nil {
 			t.Fatal(err)
 		}
-		if n := must(b.svc.RetryFailed(ctx, c.ID, campaigns.RetryOptions{})); n != 0 {
+		if n := must(b.svc.RetryFailed(ctx, audit.System("test"), c.ID, campaigns.RetryOptions{})); n != 0 {
 			t.Fatalf("retry-failed would send %d; the unknown device may have the message", n)
 		}
-		if n := must(b.svc.RetryFailed(ctx, c.ID, campaigns.RetryOptions{IncludeUnknown: true})); n != 1 {
+		if n := must(b.svc.RetryFailed(ctx, audit.System("test"), c.ID, campaigns.RetryOptions{IncludeUnknown: true})); n != 1 {
 			t.Fatalf("retry-failed with unknown queued %d, want 1", n)
 		}
 		b.waitFor(20*time.Second, func() bool { return must(b.svc.Stats(ctx, c.ID)).Delivered == 3 },
@@ -63,21 +64,21 @@ func TestRetryFailed(t *testing.T) {
 		throttle := 60
 		c := b.create(campaigns.Params{ThrottlePerMinute: &throttle})
 		b.exec(`UPDATE campaigns SET throttle_per_minute = NULL WHERE id = $1`, c.ID)
-		must(b.svc.ScheduleCampaign(ctx, c.ID))
+		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		st := b.waitStatus(c.ID, campaigns.StatusFinished, 20*time.Second)
 		if st.FailedByReason["retryable"] != 40 {
 			t.Fatalf("stats %+v", st)
 		}
 		b.exec(`UPDATE campaigns SET throttle_per_minute = 60, status = 'running' WHERE id = $1`, c.ID)
-		must(b.svc.RetryFailed(ctx, c.ID, campaigns.RetryOptions{}))
+		must(b.svc.RetryFailed(ctx, audit.System("test"), c.ID, campaigns.RetryOptions{}))
 		b.waitFor(10*time.Second, func() bool { return b.total(ms) > 0 }, func() string { return "the round sent nothing: " + b.jobErrors(c.ID) })
-		must(b.svc.Pause(ctx, c.ID))
+		must(b.svc.Pause(ctx, audit.System("test"), c.ID))
 		b.waitFor(10*time.Second, func() bool { return must(b.svc.Stats(ctx, c.ID)).RetryRounds["parked"] == 1 && b.liveJobs(c.ID) == 0 },
 			func() string { return fmt.Sprintf("%+v, live jobs %d", must(b.svc.Stats(ctx, c.ID)), b.liveJobs(c.ID)) })
-		must(b.svc.Resume(ctx, c.ID))
+		must(b.svc.Resume(ctx, audit.System("test"), c.ID))
 		b.waitFor(10*time.Second, func() bool { return must(b.svc.Stats(ctx, c.ID)).RetryRounds["pending"] == 1 },
 			func() string { return "the round did not wake" })
-		must(b.svc.Cancel(ctx, c.ID))
+		must(b.svc.Cancel(ctx, audit.System("test"), c.ID))
 		b.waitFor(10*time.Second, func() bool { return b.liveJobs(c.ID) == 0 }, func() string { return "the round still runs" })
 		st = must(b.svc.Stats(ctx, c.ID))
 		if st.RetryRounds["cancelled"] != 1 || st.InFlight != 0 || st.Delivered >= 40 {

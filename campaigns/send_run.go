@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 	"golang.org/x/time/rate"
 
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/subscribers"
@@ -535,7 +536,7 @@ func (s *Service) record(ctx context.Context, campaignID, token int64, devices [
 		providerIDs, retryAt, resends = append(providerIDs, o.ProviderID), append(retryAt, at), append(resends, resend)
 	}
 	written := int64(0)
-	write := func(db subscribers.DB) error {
+	write := func(db database.DB) error {
 		tag, err := db.Exec(ctx, `UPDATE deliveries d SET status = u.status, outcome = u.outcome, reason = nullif(u.reason, ''),
 				provider_id = nullif(u.pid, ''), retry_at = u.retry_at, resends = d.resends + u.resends, finished_at = now()
 			FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int[])

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -14,6 +16,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/optin"
@@ -69,15 +73,18 @@ type Service struct {
 	drainOnce sync.Once
 }
 
-// NewService returns a Service; call SetRiver before use.
-func NewService(pool *pgxpool.Pool, senders *apps.Senders, optinSvc *optin.Service, cfg Config, logger *slog.Logger) *Service {
+// NewService returns a ready Service. inserter is the River client the
+// service inserts jobs with, in the transactions of its changes: an
+// insert-only client will do (a client needs its workers when it is made,
+// and the workers need the service).
+func NewService(pool *pgxpool.Pool, inserter *river.Client[pgx.Tx], senders *apps.Senders, optinSvc *optin.Service, cfg Config, logger *slog.Logger) *Service {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 1000
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Service{pool: pool, senders: senders, optin: optinSvc, cfg: cfg, logger: logger, now: cfg.Now,
+	s := &Service{pool: pool, river: inserter, senders: senders, optin: optinSvc, cfg: cfg, logger: logger, now: cfg.Now,
 		clickKey: secrets.Derive(cfg.Secret, "campaigns/click"), draining: make(chan struct{}), metrics: newMetrics()}
 	if s.now == nil {
 		s.now = time.Now
@@ -119,9 +126,6 @@ func (s *Service) isDraining() bool {
 		return false
 	}
 }
-
-// SetRiver gives the service the client it inserts jobs with.
-func (s *Service) SetRiver(c *river.Client[pgx.Tx]) { s.river = c }
 
 // AddWorkers registers the campaign workers; observe (may be nil) sees every
 // delivery outcome, for metrics.
@@ -209,7 +213,7 @@ func scanCampaign(row pgx.Row) (*Campaign, error) {
 }
 
 // Create saves a draft.
-func (s *Service) Create(ctx context.Context, p Params) (*Campaign, error) {
+func (s *Service) Create(ctx context.Context, actor audit.Actor, p Params) (*Campaign, error) {
 	if err := s.validate(ctx, &p, true); err != nil {
 		return nil, err
 	}
@@ -225,11 +229,18 @@ func (s *Service) Create(ctx context.Context, p Params) (*Campaign, error) {
 		return nil, fmt.Errorf("campaigns: look up app %q: %w", slug, err)
 	}
 	var id int64
-	err = s.pool.QueryRow(ctx, `INSERT INTO campaigns (app_id, name, content, audience, schedule, throttle_per_minute, resend_unknown)
-		VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, true)) RETURNING id`,
-		app.ID, *p.Name, p.Content, p.Audience, p.Schedule, p.ThrottlePerMinute, p.ResendUnknown).Scan(&id)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO campaigns (app_id, name, content, audience, schedule, throttle_per_minute, resend_unknown)
+			VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, true)) RETURNING id`,
+			app.ID, *p.Name, p.Content, p.Audience, p.Schedule, p.ThrottlePerMinute, p.ResendUnknown).Scan(&id)
+		if err != nil {
+			return fmt.Errorf("campaigns: create: %w", err)
+		}
+		return audit.Record(ctx, tx, actor, audit.Change{Action: "campaign.create", ObjectType: "campaign",
+			ObjectID: strconv.FormatInt(id, 10), Summary: map[string]any{"app": app.Slug}})
+	})
 	if err != nil {
-		return nil, fmt.Errorf("campaigns: create: %w", err)
+		return nil, err
 	}
 	return s.Get(ctx, id)
 }
@@ -239,7 +250,7 @@ func (s *Service) Get(ctx context.Context, id int64) (*Campaign, error) {
 	return getCampaign(ctx, s.pool, id, "")
 }
 
-func getCampaign(ctx context.Context, db subscribers.DB, id int64, lock string) (*Campaign, error) {
+func getCampaign(ctx context.Context, db database.DB, id int64, lock string) (*Campaign, error) {
 	return scanCampaign(db.QueryRow(ctx, `SELECT `+campaignColumns+` FROM campaigns c JOIN apps a ON a.id = c.app_id
 		WHERE c.id = $1 `+lock, id))
 }
@@ -266,7 +277,7 @@ func (s *Service) List(ctx context.Context, status Status, page subscribers.Page
 
 // Update edits a campaign. Content may change in draft and scheduled; name,
 // audience, schedule and throttle only in draft.
-func (s *Service) Update(ctx context.Context, id int64, p Params) (*Campaign, error) {
+func (s *Service) Update(ctx context.Context, actor audit.Actor, id int64, p Params) (*Campaign, error) {
 	if p.App != nil {
 		return nil, invalid.Field("app", "cannot be changed; make a new campaign")
 	}
@@ -292,10 +303,29 @@ func (s *Service) Update(ctx context.Context, id int64, p Params) (*Campaign, er
 			id, p.Name, p.Content, p.Audience, p.Schedule, p.ThrottlePerMinute, p.ResendUnknown); err != nil {
 			return fmt.Errorf("campaigns: update %d: %w", id, err)
 		}
-		return nil
+		return recordChange(ctx, tx, actor, "campaign.update", id, map[string]any{"fields": p.fields()})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s.Get(ctx, id)
+}
+
+// recordChange writes the side records of a change to campaign id.
+func recordChange(ctx context.Context, tx pgx.Tx, actor audit.Actor, action string, id int64, summary map[string]any) error {
+	return audit.Record(ctx, tx, actor, audit.Change{Action: action, ObjectType: "campaign",
+		ObjectID: strconv.FormatInt(id, 10), Summary: summary})
+}
+
+// fields names the fields p sets, for the audit log.
+func (p *Params) fields() []string {
+	var f []string
+	for name, set := range map[string]bool{"name": p.Name != nil, "content": p.Content != nil, "audience": p.Audience != nil,
+		"schedule": p.Schedule != nil, "throttle_per_minute": p.ThrottlePerMinute != nil, "resend_unknown": p.ResendUnknown != nil} {
+		if set {
+			f = append(f, name)
+		}
+	}
+	sort.Strings(f)
+	return f
 }

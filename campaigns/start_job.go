@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/delivery"
 )
 
@@ -126,12 +127,24 @@ func (s *Service) parkWave(ctx context.Context, a StartArgs) error {
 // snapshot (the highest device id now) the first time any wave starts.
 func (s *Service) begin(ctx context.Context, id int64) (Status, error) {
 	var status Status
-	err := s.pool.QueryRow(ctx, `UPDATE campaigns SET
-			status = CASE WHEN status = 'scheduled' THEN 'running' ELSE status END,
-			started_at = coalesce(started_at, now()),
-			audience_bound = coalesce(audience_bound, (SELECT coalesce(max(id), 0) FROM devices)),
-			updated_at = now()
-		WHERE id = $1 AND status IN ('scheduled', 'running') RETURNING status`, id).Scan(&status)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var started bool
+		err := tx.QueryRow(ctx, `UPDATE campaigns SET
+				status = CASE WHEN status = 'scheduled' THEN 'running' ELSE status END,
+				started_at = coalesce(started_at, now()),
+				audience_bound = coalesce(audience_bound, (SELECT coalesce(max(id), 0) FROM devices)),
+				updated_at = now()
+			WHERE id = $1 AND status IN ('scheduled', 'running')
+			RETURNING status, started_at = now()`, id).Scan(&status, &started)
+		if err != nil {
+			return err
+		}
+		if !started {
+			return nil
+		}
+		// The first wave's start: the event webhooks and live views wait for.
+		return recordChange(ctx, tx, audit.System("campaign scheduler"), "campaign.start", id, nil)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s.status(ctx, id)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/subscribers"
@@ -49,7 +50,7 @@ type TestSendReport struct {
 // recorded (campaign_test_sends: who, whom, which devices, who was skipped
 // and why) before anything is sent. Nothing counts as a delivery of the
 // campaign.
-func (s *Service) TestSend(ctx context.Context, id int64, subscriberIDs []int64, actor string) (*TestSendReport, error) {
+func (s *Service) TestSend(ctx context.Context, actor audit.Actor, id int64, subscriberIDs []int64) (*TestSendReport, error) {
 	if len(subscriberIDs) == 0 || len(subscriberIDs) > 20 {
 		return nil, invalid.Field("subscriber_ids", "name 1 to 20 subscribers")
 	}
@@ -101,15 +102,16 @@ func (s *Service) TestSend(ctx context.Context, id int64, subscriberIDs []int64,
 			return fmt.Errorf("campaigns: record test send: %w", err)
 		}
 		if err := tx.QueryRow(ctx, `INSERT INTO campaign_test_sends (campaign_id, actor, subscriber_ids, device_ids, skipped)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id`, id, actor, ids, deviceIDs(devices), skipped).Scan(&trail); err != nil {
+			VALUES ($1, $2, $3, $4, $5) RETURNING id`, id, actor.String(), ids, deviceIDs(devices), skipped).Scan(&trail); err != nil {
 			return fmt.Errorf("campaigns: record test send: %w", err)
 		}
-		return nil
+		return recordChange(ctx, tx, actor, "campaign.test_send", id, map[string]any{"test_send_id": trail,
+			"subscribers": len(ids), "devices": len(devices)})
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.logger.Info("campaign test send", "campaign_id", id, "actor", actor, "devices", len(devices), "skipped", len(report.Skipped))
+	s.logger.Info("campaign test send", "campaign_id", id, "actor", actor.String(), "devices", len(devices), "skipped", len(report.Skipped))
 	if len(devices) == 0 {
 		return report, s.recordTestOutcomes(ctx, trail, report.Results)
 	}

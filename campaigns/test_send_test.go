@@ -3,9 +3,12 @@ package campaigns_test
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/subscribers"
@@ -37,7 +40,7 @@ func TestTestSend(t *testing.T) {
 		c := b.create(campaigns.Params{Content: &campaigns.Content{Title: "Hello", Variants: map[string]campaigns.Text{"de": {Title: "Hallo"}}}})
 		ids := []int64{tester.subscriberID, tester.subscriberID, left.subscriberID, blocked.subscriberID, pending.subscriberID,
 			staff.subscriberID, 1 << 40}
-		rep, err := b.svc.TestSend(ctx, c.ID, ids, "api_key:7")
+		rep, err := b.svc.TestSend(ctx, audit.APIKey(7, "admin", "ci", netip.Addr{}), c.ID, ids)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,6 +79,10 @@ func TestTestSend(t *testing.T) {
 		if len(row) != 1 || row[0][0] != "api_key:7" || len(row[0][1].([]any)) != 6 || len(row[0][2].([]any)) != 2 || row[0][3] != int32(2) {
 			t.Fatalf("trail %v", row)
 		}
+		// And the audit log's, written with it.
+		if n := b.rows(`SELECT id FROM audit_log WHERE action = 'campaign.test_send' AND object_id = $1 AND actor_id = 7`, strconv.FormatInt(c.ID, 10)); len(n) != 1 {
+			t.Fatalf("%d audit entries for the test send", len(n))
+		}
 	})
 
 	t.Run("IsRateLimitedPerCampaign", func(t *testing.T) {
@@ -84,11 +91,11 @@ func TestTestSend(t *testing.T) {
 		tester := b.addMember(delivery.PlatformFCM, "en", "", "")
 		c := b.create(campaigns.Params{})
 		for i := range campaigns.TestSendsPerMinute {
-			if _, err := b.svc.TestSend(ctx, c.ID, []int64{tester.subscriberID}, "api_key:1"); err != nil {
+			if _, err := b.svc.TestSend(ctx, audit.System("test"), c.ID, []int64{tester.subscriberID}); err != nil {
 				t.Fatalf("test send %d: %v", i+1, err)
 			}
 		}
-		if _, err := b.svc.TestSend(ctx, c.ID, []int64{tester.subscriberID}, "api_key:1"); !errors.Is(err, campaigns.ErrTestSendLimit) {
+		if _, err := b.svc.TestSend(ctx, audit.System("test"), c.ID, []int64{tester.subscriberID}); !errors.Is(err, campaigns.ErrTestSendLimit) {
 			t.Fatalf("test send %d: %v", campaigns.TestSendsPerMinute+1, err)
 		}
 		if n := len(b.received(tester)); n != campaigns.TestSendsPerMinute {
@@ -101,7 +108,7 @@ func TestTestSend(t *testing.T) {
 		b := setup(t)
 		c := b.create(campaigns.Params{})
 		for _, ids := range [][]int64{nil, make([]int64, 21)} {
-			if _, err := b.svc.TestSend(ctx, c.ID, ids, "api_key:1"); err == nil {
+			if _, err := b.svc.TestSend(ctx, audit.System("test"), c.ID, ids); err == nil {
 				t.Fatalf("%d ids accepted", len(ids))
 			}
 		}

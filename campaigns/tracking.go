@@ -8,10 +8,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/conversations"
 	"github.com/herald-im/herald/delivery"
 )
@@ -90,8 +92,10 @@ func (s *Service) Click(ctx context.Context, token string) (string, error) {
 // RecordAction counts a tap on an action button ("a0".."a2"), reported by the
 // service worker or app with the message data's campaign token, or for a
 // reply button its reply_token: the reply text then lands in the
-// subscriber's conversation, in the same transaction as the count.
-func (s *Service) RecordAction(ctx context.Context, token, action string) error {
+// subscriber's conversation, in the same transaction as the count, with
+// its event (actor: the subscriber the reply token names). A plain tap is a
+// count and leaves no record of who tapped.
+func (s *Service) RecordAction(ctx context.Context, actor audit.Actor, token, action string) error {
 	payload, err := s.verify(token)
 	if err != nil || (payload[0] != 'a' && payload[0] != 'r') {
 		return ErrBadToken
@@ -123,12 +127,20 @@ func (s *Service) RecordAction(ctx context.Context, token, action string) error 
 		reply := 0
 		if a.Type == "reply" {
 			reply = 1
-			_, added, err := conversations.Reply(ctx, tx, int64(subscriberID), c.AppID, c.ID, action, a.ReplyText)
+			conversationID, added, err := conversations.Reply(ctx, tx, int64(subscriberID), c.AppID, c.ID, action, a.ReplyText)
 			if err != nil {
 				return err
 			}
 			if !added {
 				return nil // the same reply posted again: it landed and counted the first time
+			}
+			if actor.Kind == audit.KindSubscriber && actor.ID == 0 {
+				actor = actor.As(int64(subscriberID))
+			}
+			if err := audit.Record(ctx, tx, actor, audit.Change{Action: "conversation.reply", ObjectType: "conversation",
+				ObjectID: strconv.FormatInt(conversationID, 10), Summary: map[string]any{"campaign_id": c.ID, "action": action,
+					"subscriber_id": subscriberID}}); err != nil {
+				return err
 			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE campaigns SET

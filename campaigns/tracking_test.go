@@ -3,10 +3,12 @@ package campaigns_test
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/conversations"
 	"github.com/herald-im/herald/delivery"
@@ -31,7 +33,7 @@ func TestRecordAction(t *testing.T) {
 		m := b.addMember(delivery.PlatformFCM, "en", "", "")
 		c := b.create(campaigns.Params{Content: &campaigns.Content{Title: "Coffee?", URL: "https://shop.example.com/x",
 			Actions: []campaigns.Action{{Label: "Yes", Type: "reply", ReplyText: "Yes please"}}}})
-		rep, err := b.svc.TestSend(ctx, c.ID, []int64{m.subscriberID}, "test")
+		rep, err := b.svc.TestSend(ctx, audit.System("test"), c.ID, []int64{m.subscriberID})
 		if err != nil || len(rep.Results) != 1 || rep.Results[0].Outcome.Class != delivery.ClassDelivered {
 			t.Fatalf("test send: %+v %v", rep, err)
 		}
@@ -54,7 +56,7 @@ func TestRecordAction(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		for i := range 2 { // a service worker retrying its POST
-			if err := b.svc.RecordAction(ctx, b.replyToken, "a0"); err != nil {
+			if err := b.svc.RecordAction(ctx, audit.Public(netip.Addr{}), b.replyToken, "a0"); err != nil {
 				t.Fatalf("post %d: %v", i+1, err)
 			}
 		}
@@ -81,7 +83,7 @@ func TestClicksAndActionsAreCounted(t *testing.T) {
 	m := b.addMember(delivery.PlatformWebPush, "en", "", "")
 	c := b.create(campaigns.Params{Content: &campaigns.Content{Title: "Hi", URL: "https://shop.example.com/x",
 		Actions: []campaigns.Action{{Label: "Yes", Type: "reply", ReplyText: "Yes please"}, {Label: "Shop", Type: "open_url", URL: "https://shop.example.com/y"}}}})
-	must(b.svc.ScheduleCampaign(ctx, c.ID))
+	must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 	b.waitStatus(c.ID, campaigns.StatusFinished, 20*time.Second)
 	var p struct {
 		URL  string            `json:"url"`
@@ -96,16 +98,16 @@ func TestClicksAndActionsAreCounted(t *testing.T) {
 		t.Fatal("forged click token accepted")
 	}
 	// The reply button's tap lands the reply in the subscriber's conversation.
-	if err := b.svc.RecordAction(ctx, p.Data["campaign"], "a0"); err == nil {
+	if err := b.svc.RecordAction(ctx, audit.Public(netip.Addr{}), p.Data["campaign"], "a0"); err == nil {
 		t.Fatal("a reply without the per-person reply_token was accepted")
 	}
-	if err := b.svc.RecordAction(ctx, p.Data["reply_token"], "a0"); err != nil {
+	if err := b.svc.RecordAction(ctx, audit.Public(netip.Addr{}), p.Data["reply_token"], "a0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.svc.RecordAction(ctx, p.Data["campaign"], "a1"); err != nil {
+	if err := b.svc.RecordAction(ctx, audit.Public(netip.Addr{}), p.Data["campaign"], "a1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.svc.RecordAction(ctx, p.Data["campaign"], "a7"); err == nil {
+	if err := b.svc.RecordAction(ctx, audit.Public(netip.Addr{}), p.Data["campaign"], "a7"); err == nil {
 		t.Fatal("unknown action accepted")
 	}
 	st := must(b.svc.Stats(ctx, c.ID))

@@ -87,6 +87,14 @@ type Config struct {
 	// metrics name routes, counts and outcomes an outsider has no need of.
 	MetricsListen string
 	MetricsToken  string
+
+	// SessionIdle ends a browser session unused for this long
+	// (HERALD_SESSION_IDLE); SessionMaxAge ends any session this long after
+	// sign-in (HERALD_SESSION_MAX_AGE). InvitationTTL is how long an
+	// invitation link works (HERALD_INVITATION_TTL).
+	SessionIdle   time.Duration
+	SessionMaxAge time.Duration
+	InvitationTTL time.Duration
 }
 
 var (
@@ -138,6 +146,9 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 		BatchSize:              r.integer("HERALD_BATCH_SIZE", 1000),
 		ShutdownGrace:          r.duration("HERALD_SHUTDOWN_GRACE", 25*time.Second),
 		WorkerID:               r.str("HERALD_WORKER_ID", ""),
+		SessionIdle:            r.duration("HERALD_SESSION_IDLE", 12*time.Hour),
+		SessionMaxAge:          r.duration("HERALD_SESSION_MAX_AGE", 7*24*time.Hour),
+		InvitationTTL:          r.duration("HERALD_INVITATION_TTL", 7*24*time.Hour),
 		WebPushPrivateNetworks: r.boolean("HERALD_WEBPUSH_PRIVATE_NETWORKS", false),
 		ProviderCAFile:         r.str("HERALD_PROVIDER_CA_FILE", ""),
 		MetricsListen:          r.str("HERALD_METRICS_LISTEN", ""),
@@ -193,6 +204,7 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 		"HERALD_UNSUBSCRIBE_TOKEN_TTL": c.UnsubscribeTokenTTL, "HERALD_SUBSCRIBER_TOKEN_TTL": c.SubscriberTokenTTL,
 		"HERALD_JOB_TIMEOUT": c.JobTimeout, "HERALD_RESCUE_STUCK_AFTER": c.RescueStuckAfter,
 		"HERALD_SHUTDOWN_GRACE": c.ShutdownGrace,
+		"HERALD_SESSION_IDLE":   c.SessionIdle, "HERALD_SESSION_MAX_AGE": c.SessionMaxAge, "HERALD_INVITATION_TTL": c.InvitationTTL,
 	} {
 		if v <= 0 {
 			return nil, &Error{name, "must be a positive duration such as 48h"}
@@ -226,6 +238,9 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 	}
 	if c.MetricsToken != "" && (len(c.MetricsToken) < 16 || strings.ContainsAny(c.MetricsToken, " \t\r\n")) {
 		return nil, &Error{"HERALD_METRICS_TOKEN", "must be at least 16 characters without spaces (e.g. `openssl rand -hex 16`)"}
+	}
+	if c.SessionIdle > c.SessionMaxAge {
+		return nil, &Error{"HERALD_SESSION_IDLE", "must not exceed HERALD_SESSION_MAX_AGE"}
 	}
 	if c.BatchSize > 10_000 {
 		return nil, &Error{"HERALD_BATCH_SIZE", "must be at most 10000"}

@@ -9,15 +9,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-)
 
-// DB is a pool or a transaction.
-type DB interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+	"github.com/herald-im/herald/database"
+)
 
 // Conversation is a subscriber's exchange with the company.
 type Conversation struct {
@@ -44,7 +38,7 @@ type Message struct {
 // replies once per campaign and button: a reply posted again (a service
 // worker retrying) adds nothing and reports added false, so the caller
 // counts it once. Call it in the transaction that counts the reply.
-func Reply(ctx context.Context, db DB, subscriberID, appID, campaignID int64, action, body string) (conversationID int64, added bool, err error) {
+func Reply(ctx context.Context, db database.DB, subscriberID, appID, campaignID int64, action, body string) (conversationID int64, added bool, err error) {
 	// The row is the reply's idempotency key; a concurrent second post waits
 	// on it and then finds it taken. A person who was erased (or blocked)
 	// may still tap an old notification: their reply is dropped, so that
@@ -82,7 +76,7 @@ type CampaignReply struct {
 
 // CampaignReplies returns a subscriber's campaign replies, oldest first, for
 // the GDPR export: they outlive the conversation they landed in.
-func CampaignReplies(ctx context.Context, db DB, subscriberID int64) ([]CampaignReply, error) {
+func CampaignReplies(ctx context.Context, db database.DB, subscriberID int64) ([]CampaignReply, error) {
 	rows, err := db.Query(ctx, `SELECT campaign_id, action, created_at FROM campaign_replies
 		WHERE subscriber_id = $1 ORDER BY created_at, campaign_id, action`, subscriberID)
 	if err != nil {
@@ -101,7 +95,7 @@ func CampaignReplies(ctx context.Context, db DB, subscriberID int64) ([]Campaign
 
 // OfSubscriber returns a subscriber's conversations with their messages,
 // oldest first, for the GDPR export.
-func OfSubscriber(ctx context.Context, db DB, subscriberID int64) ([]Conversation, error) {
+func OfSubscriber(ctx context.Context, db database.DB, subscriberID int64) ([]Conversation, error) {
 	rows, err := db.Query(ctx, `SELECT id, subscriber_id, status, created_at, last_message_at FROM conversations
 		WHERE subscriber_id = $1 ORDER BY id`, subscriberID)
 	if err != nil {
@@ -135,7 +129,7 @@ func OfSubscriber(ctx context.Context, db DB, subscriberID int64) ([]Conversatio
 
 // Erase deletes a subscriber's conversations and campaign replies (GDPR
 // art. 17). The campaigns' reply counts stay: they name nobody.
-func Erase(ctx context.Context, db DB, subscriberID int64) error {
+func Erase(ctx context.Context, db database.DB, subscriberID int64) error {
 	if _, err := db.Exec(ctx, `DELETE FROM conversations WHERE subscriber_id = $1`, subscriberID); err != nil {
 		return fmt.Errorf("conversations: erase: %w", err)
 	}

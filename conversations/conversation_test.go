@@ -10,6 +10,7 @@ import (
 
 	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/conversations"
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/subscribers"
 )
@@ -133,7 +134,7 @@ func TestReply(t *testing.T) {
 
 // newCampaign inserts a bare campaign row for replies to refer to; package
 // campaigns owns what a real one holds.
-func newCampaign(t *testing.T, db conversations.DB, appID int64) int64 {
+func newCampaign(t *testing.T, db database.DB, appID int64) int64 {
 	t.Helper()
 	var id int64
 	if err := db.QueryRow(context.Background(), `INSERT INTO campaigns (app_id, name, content, audience)

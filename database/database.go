@@ -5,12 +5,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 )
+
+// DB is what every package that reads or writes Herald's tables takes: a
+// pool, a connection or a transaction. It is Herald's one database
+// interface; a function that must run inside a transaction (because it
+// writes side records with the change, see audit.Record) takes a pgx.Tx.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Pool is a DB that can begin transactions: what a domain service that owns
+// its transactions holds (a *pgxpool.Pool).
+type Pool interface {
+	DB
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
 
 // Open connects to url and checks that the server answers.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
@@ -68,4 +88,16 @@ func EnsureDatabase(ctx context.Context, url string) error {
 		return fmt.Errorf("database: create %s: %w", name, err)
 	}
 	return nil
+}
+
+// NewInserter returns an insert-only River client on pool: no queues, no
+// workers. Services insert their jobs with it, in the transactions of their
+// changes, and the process's working client (made after the services,
+// since it needs their workers) works them.
+func NewInserter(pool *pgxpool.Pool, logger *slog.Logger) (*river.Client[pgx.Tx], error) {
+	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("database: river inserter: %w", err)
+	}
+	return c, nil
 }

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/audit"
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/subscribers"
 )
 
@@ -24,7 +27,7 @@ type Pending struct {
 
 // newConfirmToken mints a confirmation link token and stores its hash so
 // that it can be used once.
-func (s *Service) newConfirmToken(ctx context.Context, db subscribers.DB, subscriberID, listID int64) (string, error) {
+func (s *Service) newConfirmToken(ctx context.Context, db database.DB, subscriberID, listID int64) (string, error) {
 	expires := s.now().Add(s.cfg.ConfirmTokenTTL)
 	token := s.signer.sign(claims{purpose: purposeConfirm, subscriberID: subscriberID, listID: listID, expires: expires})
 	if _, err := db.Exec(ctx, `INSERT INTO optin_tokens (token_hash, subscriber_id, list_id, expires_at) VALUES ($1, $2, $3, $4)`,
@@ -69,7 +72,7 @@ func (s *Service) InspectConfirm(ctx context.Context, token string) (*Pending, e
 
 // Confirm uses a confirmation token: it marks the token used, confirms the
 // membership and records consent, all in one transaction.
-func (s *Service) Confirm(ctx context.Context, token string, client Client) (*Pending, error) {
+func (s *Service) Confirm(ctx context.Context, actor audit.Actor, token string, client Client) (*Pending, error) {
 	c, err := s.signer.verify(token, purposeConfirm, s.now())
 	if err != nil {
 		return nil, err
@@ -108,7 +111,11 @@ func (s *Service) Confirm(ctx context.Context, token string, client Client) (*Pe
 		}
 		p = &Pending{List: list, SubscriberID: c.subscriberID}
 		ev := subscribers.Evidence{Source: subscribers.SourceLink, IP: client.IP, UserAgent: client.UserAgent}
-		return subscribers.RecordConsent(ctx, tx, c.subscriberID, subscribers.ActionConfirm, ev, 0, c.listID)
+		if err := subscribers.RecordConsent(ctx, tx, c.subscriberID, subscribers.ActionConfirm, ev, 0, c.listID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, as(actor, c.subscriberID), audit.Change{Action: "membership.confirm", ObjectType: "subscriber",
+			ObjectID: strconv.FormatInt(c.subscriberID, 10), Summary: map[string]any{"list_id": c.listID}})
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivertest"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
@@ -45,7 +47,7 @@ func TestConfirmationWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		user := "user-" + token
-		res, err := b.svc.Subscribe(ctx, optin.SubscribeRequest{Identity: optin.Identity{App: b.app.Slug, ExternalID: user,
+		res, err := b.svc.Subscribe(ctx, audit.Public(netip.Addr{}), optin.SubscribeRequest{Identity: optin.Identity{App: b.app.Slug, ExternalID: user,
 			IdentityHMAC: optin.IdentityHMAC(sec.IdentitySecret, user)}, List: b.list.Slug,
 			Device: optin.DeviceRequest{Platform: "fcm", Token: token}}, optin.Client{})
 		if err != nil {
@@ -68,7 +70,7 @@ func TestConfirmationWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		broken.Close()
-		svc := optin.NewService(broken, apps.NewStore(testSecret), nil, &optin.SMTPMailer{}, testConfig, discard())
+		svc := optin.NewService(broken, dbtest.Inserter(broken), apps.NewStore(testSecret), nil, &optin.SMTPMailer{}, testConfig, discard())
 
 		push := rivertest.NewWorker(t, riverpgxv5.New(b.pool), &river.Config{Logger: discard()},
 			river.Worker[optin.SendConfirmationArgs](&optin.ConfirmationWorker{Service: svc}))
@@ -101,10 +103,10 @@ func TestConfirmationWorker(t *testing.T) {
 		if len(got) != 1 {
 			t.Fatalf("device received %d confirmations", len(got))
 		}
-		if _, err := b.svc.Confirm(ctx, confirmToken(t, got[0].Payload), optin.Client{}); err != nil {
+		if _, err := b.svc.Confirm(ctx, audit.Public(netip.Addr{}), confirmToken(t, got[0].Payload), optin.Client{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.svc.Unsubscribe(ctx, res.SubscriberID, b.list.ID, subscribers.Evidence{Source: subscribers.SourceWeb}); err != nil {
+		if err := b.svc.Unsubscribe(ctx, audit.Public(netip.Addr{}), res.SubscriberID, b.list.ID, subscribers.Evidence{Source: subscribers.SourceWeb}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -120,7 +122,7 @@ func TestConfirmationWorker(t *testing.T) {
 		if len(got) != 2 {
 			t.Fatalf("device received %d confirmations, want 2", len(got))
 		}
-		if _, err := b.svc.Confirm(ctx, confirmToken(t, got[1].Payload), optin.Client{}); err != nil {
+		if _, err := b.svc.Confirm(ctx, audit.Public(netip.Addr{}), confirmToken(t, got[1].Payload), optin.Client{}); err != nil {
 			t.Fatalf("the new confirmation does not confirm: %v", err)
 		}
 	})

@@ -32,7 +32,7 @@ func TestConfirmationOutcome(t *testing.T) {
 	setup := func(t *testing.T) *testBundle {
 		t.Helper()
 		logs := newLogRecorder()
-		svc := NewService(dbtest.Pool(t), nil, nil, nil, Config{}, slog.New(logs))
+		svc := NewService(dbtest.Pool(t), nil, nil, nil, nil, Config{}, slog.New(logs))
 		dev := &subscribers.Device{ID: 7, SubscriberID: 3, Platform: delivery.PlatformFCM}
 		return &testBundle{logs: logs, worker: &ConfirmationWorker{Service: svc}, dev: dev,
 			args: SendConfirmationArgs{SubscriberID: 3, ListID: 5, DeviceID: 7}}

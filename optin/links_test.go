@@ -3,11 +3,13 @@ package optin_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/optin"
 )
@@ -30,7 +32,7 @@ func TestLinksOnAFailingDatabase(t *testing.T) {
 		t.Helper()
 		b := setupService(t)
 		token := b.sim.NewFCMToken()
-		res, err := b.svc.Subscribe(ctx, optin.SubscribeRequest{Identity: optin.Identity{App: b.app.Slug}, List: b.list.Slug,
+		res, err := b.svc.Subscribe(ctx, audit.Public(netip.Addr{}), optin.SubscribeRequest{Identity: optin.Identity{App: b.app.Slug}, List: b.list.Slug,
 			Device: optin.DeviceRequest{Platform: "fcm", Token: token}}, optin.Client{})
 		if err != nil {
 			t.Fatal(err)
@@ -48,7 +50,7 @@ func TestLinksOnAFailingDatabase(t *testing.T) {
 	failingService := func(t *testing.T, match string) *optin.Service {
 		t.Helper()
 		pool := dbtest.FailingPool(t, match)
-		return optin.NewService(pool, apps.NewStore(testSecret), nil, nil, testConfig, discard())
+		return optin.NewService(pool, dbtest.Inserter(pool), apps.NewStore(testSecret), nil, nil, testConfig, discard())
 	}
 
 	requireDatabaseError := func(t *testing.T, err error) {
@@ -73,10 +75,10 @@ func TestLinksOnAFailingDatabase(t *testing.T) {
 	t.Run("ConfirmReadingTheList", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		_, err := failingService(t, "FROM lists WHERE id").Confirm(ctx, b.confirm, optin.Client{})
+		_, err := failingService(t, "FROM lists WHERE id").Confirm(ctx, audit.Public(netip.Addr{}), b.confirm, optin.Client{})
 		requireDatabaseError(t, err)
 		// The failed attempt used nothing up.
-		if _, err := b.svc.Confirm(ctx, b.confirm, optin.Client{}); err != nil {
+		if _, err := b.svc.Confirm(ctx, audit.Public(netip.Addr{}), b.confirm, optin.Client{}); err != nil {
 			t.Fatalf("confirming after the failure: %v", err)
 		}
 	})
@@ -84,10 +86,10 @@ func TestLinksOnAFailingDatabase(t *testing.T) {
 	t.Run("ConfirmTellingUsedFromUnknown", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		if _, err := b.svc.Confirm(ctx, b.confirm, optin.Client{}); err != nil {
+		if _, err := b.svc.Confirm(ctx, audit.Public(netip.Addr{}), b.confirm, optin.Client{}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := failingService(t, "SELECT true FROM optin_tokens").Confirm(ctx, b.confirm, optin.Client{})
+		_, err := failingService(t, "SELECT true FROM optin_tokens").Confirm(ctx, audit.Public(netip.Addr{}), b.confirm, optin.Client{})
 		requireDatabaseError(t, err)
 	})
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/subscribers"
@@ -61,10 +64,13 @@ type Service struct {
 	river   *river.Client[pgx.Tx]
 }
 
-// NewService returns a Service; call SetRiver before use. mailer may be nil.
-func NewService(pool *pgxpool.Pool, appStore *apps.Store, senders *apps.Senders, mailer Mailer, cfg Config, logger *slog.Logger) *Service {
+// NewService returns a ready Service. inserter is the River client the
+// service inserts jobs with, in the transactions of its changes: an
+// insert-only client will do (a client needs its workers when it is made,
+// and the workers need the service). mailer may be nil.
+func NewService(pool *pgxpool.Pool, inserter *river.Client[pgx.Tx], appStore *apps.Store, senders *apps.Senders, mailer Mailer, cfg Config, logger *slog.Logger) *Service {
 	s := &Service{
-		pool: pool, apps: appStore, senders: senders, mailer: mailer, cfg: cfg,
+		pool: pool, river: inserter, apps: appStore, senders: senders, mailer: mailer, cfg: cfg,
 		signer: newSigner(cfg.Secret), logger: logger, now: cfg.Now,
 	}
 	if s.now == nil {
@@ -72,10 +78,6 @@ func NewService(pool *pgxpool.Pool, appStore *apps.Store, senders *apps.Senders,
 	}
 	return s
 }
-
-// SetRiver gives the service the client it inserts jobs with; the client
-// needs the service's workers first, hence the two steps.
-func (s *Service) SetRiver(c *river.Client[pgx.Tx]) { s.river = c }
 
 // ErrIdentity is returned when an app's identity proof does not match.
 var ErrIdentity = errors.New("optin: identity verification failed")
@@ -165,7 +167,7 @@ func (s *Service) checkEndpoint(p subscribers.DeviceParams) error {
 // Subscribe registers the device and asks for membership. With double
 // opt-in the membership is pending and a confirmation job is inserted in the
 // same transaction.
-func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest, client Client) (*SubscribeResult, error) {
+func (s *Service) Subscribe(ctx context.Context, actor audit.Actor, req SubscribeRequest, client Client) (*SubscribeResult, error) {
 	devParams, err := req.deviceParams()
 	if err != nil {
 		return nil, err
@@ -217,7 +219,7 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest, client Cl
 	ev := subscribers.Evidence{Source: source, IP: client.IP, UserAgent: client.UserAgent}
 
 	res := &SubscribeResult{}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	body := func(tx pgx.Tx) error {
 		var sub *subscribers.Subscriber
 		how := proofNone
 		switch {
@@ -275,6 +277,14 @@ func (s *Service) Subscribe(ctx context.Context, req SubscribeRequest, client Cl
 			return fmt.Errorf("optin: insert confirmation job: %w", err)
 		}
 		return nil
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := body(tx); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, as(actor, res.SubscriberID), audit.Change{Action: "subscriber.subscribe", ObjectType: "subscriber",
+			ObjectID: strconv.FormatInt(res.SubscriberID, 10), Summary: map[string]any{"list_id": list.ID, "status": res.Status,
+				"platform": devParams.Platform, "identity_verified": verified}})
 	})
 	if err != nil {
 		return nil, err
@@ -328,7 +338,7 @@ func IdentityHMAC(identitySecret, externalID string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-func (s *Service) subscriberByToken(ctx context.Context, db subscribers.DB, token string) (*subscribers.Subscriber, error) {
+func (s *Service) subscriberByToken(ctx context.Context, db database.DB, token string) (*subscribers.Subscriber, error) {
 	var id int64
 	err := db.QueryRow(ctx, `SELECT subscriber_id FROM subscriber_tokens WHERE token_hash = $1 AND expires_at > now()`,
 		hashToken(token)).Scan(&id)
@@ -405,4 +415,13 @@ func (s *Service) Identify(ctx context.Context, id Identity) (int64, error) {
 		return 0, fmt.Errorf("optin: identify: %w", err)
 	}
 	return subID, nil
+}
+
+// as is the actor of a change to subscriber id: a public caller becomes
+// the subscriber its request proved; staff stay who they are.
+func as(actor audit.Actor, id int64) audit.Actor {
+	if actor.Kind == audit.KindSubscriber && actor.ID == 0 {
+		return actor.As(id)
+	}
+	return actor
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,10 +16,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/delivery/simulator"
@@ -63,13 +64,8 @@ func setupService(t *testing.T) *testBundle {
 	store.SetSecrets(ctx, pool, app.ID, sec)
 	smtp := startSMTP(t)
 	mailer := &optin.SMTPMailer{Addr: smtp.addr, From: "herald@example.com"}
-	svc := optin.NewService(pool, store, apps.NewSenders(pool, store, delivery.Options{RootCAs: sim.CertPool()}, logger), mailer,
+	svc := optin.NewService(pool, dbtest.Inserter(pool), store, apps.NewSenders(pool, store, delivery.Options{RootCAs: sim.CertPool()}, logger), mailer,
 		testConfig, logger)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: logger}) // insert only
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.SetRiver(client)
 	listSlug, name := "l-"+strings.ReplaceAll(suffix, ".", ""), "Weekly"
 	list, err := subscribers.CreateList(ctx, pool, subscribers.ListParams{Slug: &listSlug, Name: &name})
 	if err != nil {
@@ -83,7 +79,7 @@ func TestSubscribeWithEmailSendsPushAndEmailConfirmations(t *testing.T) {
 	b := setupService(t)
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
-	res, err := b.svc.Subscribe(ctx, optin.SubscribeRequest{
+	res, err := b.svc.Subscribe(ctx, audit.Public(netip.Addr{}), optin.SubscribeRequest{
 		Identity: optin.Identity{App: b.app.Slug}, List: b.list.Slug, Email: "grace@example.com",
 		Device: optin.DeviceRequest{Platform: "fcm", Token: b.sim.NewFCMToken()},
 	}, optin.Client{IP: netip.MustParseAddr("2001:db8::7"), UserAgent: "app/1"})
@@ -111,11 +107,25 @@ func TestSubscribeWithEmailSendsPushAndEmailConfirmations(t *testing.T) {
 	if link == nil {
 		t.Fatalf("no confirmation link in %s", mail.data)
 	}
-	if _, err := b.svc.Confirm(ctx, link[1], optin.Client{}); err != nil {
+	if _, err := b.svc.Confirm(ctx, audit.Public(netip.Addr{}), link[1], optin.Client{}); err != nil {
 		t.Fatalf("confirm from email: %v", err)
 	}
 	if st, _ := subscribers.MembershipStatusOf(ctx, pool, b.list.ID, res.SubscriberID); st != subscribers.StatusConfirmed {
 		t.Fatalf("status %s", st)
+	}
+	// Both changes left their events, by the subscriber they proved to be,
+	// and nothing in the staff's audit log.
+	id := strconv.FormatInt(res.SubscriberID, 10)
+	var events []string
+	rows, _ = pool.Query(ctx, `SELECT topic || ' ' || actor FROM outbox WHERE object_type = 'subscriber' AND object_id = $1 ORDER BY id`, id)
+	events, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+	if want := "subscriber.subscribe subscriber:" + id + ",membership.confirm subscriber:" + id; strings.Join(events, ",") != want {
+		t.Fatalf("events %v, want %s", events, want)
+	}
+	var audited int
+	pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE object_type = 'subscriber' AND object_id = $1`, id).Scan(&audited)
+	if audited != 0 {
+		t.Fatalf("%d audit entries for a subscriber's own changes", audited)
 	}
 	// Once confirmed, a late email job sends nothing.
 	before := b.smtp.count()
@@ -129,7 +139,7 @@ func TestPurgeRemovesStalePendingMemberships(t *testing.T) {
 	b := setupService(t)
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
-	res, err := b.svc.Subscribe(ctx, optin.SubscribeRequest{
+	res, err := b.svc.Subscribe(ctx, audit.Public(netip.Addr{}), optin.SubscribeRequest{
 		Identity: optin.Identity{App: b.app.Slug}, List: b.list.Slug,
 		Device: optin.DeviceRequest{Platform: "fcm", Token: b.sim.NewFCMToken()},
 	}, optin.Client{})

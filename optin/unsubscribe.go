@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/subscribers"
 )
 
@@ -78,7 +80,7 @@ func (s *Service) InspectUnsubscribe(ctx context.Context, token string) (*Unsubs
 }
 
 // UnsubscribeByLink performs an unsubscribe link. It is idempotent.
-func (s *Service) UnsubscribeByLink(ctx context.Context, token string, client Client) (*Unsubscription, error) {
+func (s *Service) UnsubscribeByLink(ctx context.Context, actor audit.Actor, token string, client Client) (*Unsubscription, error) {
 	u, err := s.InspectUnsubscribe(ctx, token)
 	if err != nil {
 		return nil, err
@@ -88,18 +90,22 @@ func (s *Service) UnsubscribeByLink(ctx context.Context, token string, client Cl
 		listID = u.List.ID
 	}
 	ev := subscribers.Evidence{Source: subscribers.SourceLink, IP: client.IP, UserAgent: client.UserAgent}
-	return u, s.Unsubscribe(ctx, u.SubscriberID, listID, ev)
+	return u, s.Unsubscribe(ctx, actor, u.SubscriberID, listID, ev)
 }
 
 // Unsubscribe leaves a list (0: every list) and records consent for each
 // list actually left.
-func (s *Service) Unsubscribe(ctx context.Context, subscriberID, listID int64, ev subscribers.Evidence) error {
+func (s *Service) Unsubscribe(ctx context.Context, actor audit.Actor, subscriberID, listID int64, ev subscribers.Evidence) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		left, err := subscribers.Unsubscribe(ctx, tx, listID, subscriberID)
 		if err != nil || len(left) == 0 {
 			return err
 		}
-		return subscribers.RecordConsent(ctx, tx, subscriberID, subscribers.ActionUnsubscribe, ev, 0, left...)
+		if err := subscribers.RecordConsent(ctx, tx, subscriberID, subscribers.ActionUnsubscribe, ev, 0, left...); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, as(actor, subscriberID), audit.Change{Action: "membership.unsubscribe", ObjectType: "subscriber",
+			ObjectID: strconv.FormatInt(subscriberID, 10), Summary: map[string]any{"list_ids": left, "source": ev.Source}})
 	})
 }
 

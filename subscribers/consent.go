@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/invalid"
 )
 
@@ -63,7 +64,7 @@ type Evidence struct {
 
 // RecordConsent appends consent records for a subscriber on lists (0 for no
 // list, as for erasure) in one statement.
-func RecordConsent(ctx context.Context, db DB, subscriberID int64, action ConsentAction, ev Evidence, consentVersion int, listIDs ...int64) error {
+func RecordConsent(ctx context.Context, db database.DB, subscriberID int64, action ConsentAction, ev Evidence, consentVersion int, listIDs ...int64) error {
 	var ip *netip.Addr
 	if ev.IP.IsValid() {
 		ip = &ev.IP
@@ -94,7 +95,7 @@ func RecordConsent(ctx context.Context, db DB, subscriberID int64, action Consen
 }
 
 // ConsentRecords returns a subscriber's consent history, oldest first.
-func ConsentRecords(ctx context.Context, db DB, subscriberID int64) ([]ConsentRecord, error) {
+func ConsentRecords(ctx context.Context, db database.DB, subscriberID int64) ([]ConsentRecord, error) {
 	rows, err := db.Query(ctx, `SELECT id, subscriber_id, list_id, list_slug, action, source, ip, user_agent,
 			consent_version, detail, created_at
 		FROM consent_records WHERE subscriber_id = $1 ORDER BY id`, subscriberID)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/invalid"
 )
@@ -106,7 +107,7 @@ func scanDevice(row pgx.Row) (Device, error) {
 // platform's token (normalised by DeviceParams.Validate first), locked for
 // the rest of the transaction so that two registrations of one token are
 // decided one after the other.
-func DeviceByToken(ctx context.Context, db DB, appID int64, p DeviceParams) (*Device, error) {
+func DeviceByToken(ctx context.Context, db database.DB, appID int64, p DeviceParams) (*Device, error) {
 	if err := p.Validate(""); err != nil {
 		return nil, err
 	}
@@ -131,7 +132,7 @@ func (d *Device) SameKeys(p DeviceParams) bool {
 // again updates it; a token registered by another subscriber moves to this
 // one. Callers decide first whether the caller may take the device (see
 // optin's device ownership rule): a known token is no proof of ownership.
-func RegisterDevice(ctx context.Context, db DB, subscriberID, appID int64, p DeviceParams) (*Device, error) {
+func RegisterDevice(ctx context.Context, db database.DB, subscriberID, appID int64, p DeviceParams) (*Device, error) {
 	if err := p.Validate(""); err != nil {
 		return nil, err
 	}
@@ -155,7 +156,7 @@ func RegisterDevice(ctx context.Context, db DB, subscriberID, appID int64, p Dev
 // MarkTestDevice marks one of a subscriber's devices as a test device, or
 // no longer one. A device moved to another subscriber loses the mark: the
 // admin chose the device of a person, not a token.
-func MarkTestDevice(ctx context.Context, db DB, subscriberID, deviceID int64, test bool) (*Device, error) {
+func MarkTestDevice(ctx context.Context, db database.DB, subscriberID, deviceID int64, test bool) (*Device, error) {
 	d, err := scanDevice(db.QueryRow(ctx, `UPDATE devices SET test_device = $3
 		WHERE id = $2 AND subscriber_id = $1 RETURNING `+deviceColumns, subscriberID, deviceID, test))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -168,7 +169,7 @@ func MarkTestDevice(ctx context.Context, db DB, subscriberID, deviceID int64, te
 }
 
 // GetDevice returns a device by id.
-func GetDevice(ctx context.Context, db DB, id int64) (*Device, error) {
+func GetDevice(ctx context.Context, db database.DB, id int64) (*Device, error) {
 	d, err := scanDevice(db.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
@@ -180,7 +181,7 @@ func GetDevice(ctx context.Context, db DB, id int64) (*Device, error) {
 }
 
 // Devices returns a subscriber's devices.
-func Devices(ctx context.Context, db DB, subscriberID int64) ([]Device, error) {
+func Devices(ctx context.Context, db database.DB, subscriberID int64) ([]Device, error) {
 	rows, err := db.Query(ctx, `SELECT `+deviceColumns+` FROM devices WHERE subscriber_id = $1 ORDER BY id`, subscriberID)
 	if err != nil {
 		return nil, fmt.Errorf("subscribers: devices: %w", err)
@@ -203,7 +204,7 @@ type Gone struct {
 // DeactivateGone deactivates devices in one statement, each only if its row
 // is still the version that was sent to: a token re-registered after the send
 // stays active. It returns how many were deactivated.
-func DeactivateGone(ctx context.Context, db DB, gone []Gone) (int64, error) {
+func DeactivateGone(ctx context.Context, db database.DB, gone []Gone) (int64, error) {
 	if len(gone) == 0 {
 		return 0, nil
 	}

@@ -3,25 +3,16 @@
 // subscriber's own state), the append-only consent records, CSV imports, and
 // the GDPR export and erasure of one subscriber's data.
 //
-// Functions take a DB, which is a pool or a transaction, so that callers such
+// Functions take a database.DB, a pool or a transaction, so that callers such
 // as optin can change several of these tables and insert a River job in one
 // transaction.
 package subscribers
 
 import (
-	"context"
 	"errors"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// DB is a *pgxpool.Pool or a pgx.Tx.
-type DB interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
 
 // ErrNotFound is returned when a subscriber, list or device does not exist.
 var ErrNotFound = errors.New("subscribers: not found")

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-im/herald/database"
 )
 
 // Export is everything Herald holds about one subscriber (GDPR art. 15, 20).
@@ -20,7 +22,7 @@ type Export struct {
 
 // ExportData collects a subscriber's data. Run it in a repeatable-read
 // transaction for a consistent picture.
-func ExportData(ctx context.Context, db DB, id int64) (*Export, error) {
+func ExportData(ctx context.Context, db database.DB, id int64) (*Export, error) {
 	s, err := Get(ctx, db, id)
 	if err != nil {
 		return nil, err

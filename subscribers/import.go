@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/herald-im/herald/audit"
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/invalid"
 )
 
@@ -165,7 +168,7 @@ func headerIndex(names []string) (map[string]int, error) {
 }
 
 // GetImport returns an import's progress and result.
-func GetImport(ctx context.Context, db DB, id int64) (*Import, error) {
+func GetImport(ctx context.Context, db database.DB, id int64) (*Import, error) {
 	var imp Import
 	err := db.QueryRow(ctx, `SELECT id, status, filename, size_bytes, rows_read, rows_imported, rows_failed, row_errors,
 			error, created_at, started_at, finished_at FROM imports WHERE id = $1`, id).
@@ -296,6 +299,10 @@ func runImport(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, imp
 	if _, err := tx.Exec(ctx, `DELETE FROM import_chunks WHERE import_id = $1`, importID); err != nil {
 		return nil, fmt.Errorf("subscribers: finish import: %w", err)
 	}
+	if err := record(ctx, tx, audit.System("import worker"), "import.finish", "import", strconv.FormatInt(importID, 10),
+		map[string]any{"rows_read": p.read, "rows_imported": copied, "rows_failed": p.failed}); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("subscribers: commit import: %w", err)
 	}
@@ -375,7 +382,7 @@ INSERT INTO consent_records (subscriber_id, list_id, list_slug, action, source, 
 SELECT mem.subscriber_id, mem.list_id, l.slug, 'confirm', 'import', m.consent_source, l.consent_version
 FROM mem JOIN ids ON ids.id = mem.subscriber_id JOIN matched m USING (em) JOIN lists l ON l.id = mem.list_id`
 
-func listIDsBySlug(ctx context.Context, db DB) (map[string]int64, error) {
+func listIDsBySlug(ctx context.Context, db database.DB) (map[string]int64, error) {
 	rows, err := db.Query(ctx, `SELECT slug, id FROM lists`)
 	if err != nil {
 		return nil, fmt.Errorf("subscribers: import lists: %w", err)

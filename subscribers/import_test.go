@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/subscribers"
 )
@@ -22,7 +24,7 @@ func suffix() string {
 	return hex.EncodeToString(b)
 }
 
-func createList(t *testing.T, db subscribers.DB, slug string) *subscribers.List {
+func createList(t *testing.T, db database.DB, slug string) *subscribers.List {
 	t.Helper()
 	name := "List " + slug
 	l, err := subscribers.CreateList(context.Background(), db, subscribers.ListParams{Slug: &slug, Name: &name})
@@ -86,6 +88,11 @@ func TestImportMergesGoodRowsAndReportsBadOnes(t *testing.T) {
 	imp := runImport(t, csv)
 	if imp.Status != "finished" || imp.RowsImported != 5 || imp.RowsFailed != 7 {
 		t.Fatalf("import %+v", imp)
+	}
+	var event string
+	if err := pool.QueryRow(ctx, `SELECT payload::text FROM outbox WHERE topic = 'import.finish' AND object_id = $1`,
+		strconv.FormatInt(imp.ID, 10)).Scan(&event); err != nil || !strings.Contains(event, `"rows_imported": 5`) {
+		t.Errorf("import.finish event %q: %v", event, err)
 	}
 	wantLines := map[int]string{4: "timezone", 5: "", 6: "", 7: "lists", 8: "email", 9: "consent_source", 14: "attributes"}
 	for _, e := range imp.RowErrors {

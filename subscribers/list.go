@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/invalid"
 )
 
@@ -91,7 +92,7 @@ func scanList(row pgx.Row) (*List, error) {
 }
 
 // CreateList inserts a list.
-func CreateList(ctx context.Context, db DB, p ListParams) (*List, error) {
+func CreateList(ctx context.Context, db database.DB, p ListParams) (*List, error) {
 	if err := p.Validate(true); err != nil {
 		return nil, err
 	}
@@ -108,7 +109,7 @@ func CreateList(ctx context.Context, db DB, p ListParams) (*List, error) {
 }
 
 // GetList returns a list by slug.
-func GetList(ctx context.Context, db DB, slug string) (*List, error) {
+func GetList(ctx context.Context, db database.DB, slug string) (*List, error) {
 	l, err := scanList(db.QueryRow(ctx, `SELECT `+listColumns+` FROM lists WHERE slug = $1`, slug))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("subscribers: get list %q: %w", slug, err)
@@ -117,7 +118,7 @@ func GetList(ctx context.Context, db DB, slug string) (*List, error) {
 }
 
 // GetListByID returns a list by id.
-func GetListByID(ctx context.Context, db DB, id int64) (*List, error) {
+func GetListByID(ctx context.Context, db database.DB, id int64) (*List, error) {
 	l, err := scanList(db.QueryRow(ctx, `SELECT `+listColumns+` FROM lists WHERE id = $1`, id))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("subscribers: get list %d: %w", id, err)
@@ -126,7 +127,7 @@ func GetListByID(ctx context.Context, db DB, id int64) (*List, error) {
 }
 
 // Lists returns lists by ascending id; visibility "" means all.
-func Lists(ctx context.Context, db DB, visibility string, page Page) ([]List, error) {
+func Lists(ctx context.Context, db database.DB, visibility string, page Page) ([]List, error) {
 	rows, err := db.Query(ctx, `SELECT `+listColumns+` FROM lists WHERE id > $1 AND ($2 = '' OR visibility = $2)
 		ORDER BY id LIMIT $3`, page.After, visibility, page.limit())
 	if err != nil {
@@ -146,7 +147,7 @@ func Lists(ctx context.Context, db DB, visibility string, page Page) ([]List, er
 }
 
 // UpdateList changes the given fields. A new consent text bumps the version.
-func UpdateList(ctx context.Context, db DB, slug string, p ListParams) (*List, error) {
+func UpdateList(ctx context.Context, db database.DB, slug string, p ListParams) (*List, error) {
 	if err := p.Validate(false); err != nil {
 		return nil, err
 	}
@@ -167,7 +168,7 @@ func UpdateList(ctx context.Context, db DB, slug string, p ListParams) (*List, e
 }
 
 // DeleteList deletes a list and its memberships; consent records stay as proof.
-func DeleteList(ctx context.Context, db DB, slug string) error {
+func DeleteList(ctx context.Context, db database.DB, slug string) error {
 	tag, err := db.Exec(ctx, `DELETE FROM lists WHERE slug = $1`, slug)
 	if err != nil {
 		return fmt.Errorf("subscribers: delete list: %w", err)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/herald-im/herald/database"
 )
 
 // MembershipStatus is a subscriber's standing on one list.
@@ -50,7 +52,7 @@ type Requested struct {
 // membership stays confirmed. A membership that has been pending for less
 // than repeatAfter is left as it is: asking again so soon is the same
 // request (a double tap, a reloaded page, an app retrying), not a new one.
-func Request(ctx context.Context, db DB, list *List, subscriberID int64, repeatAfter time.Duration) (Requested, error) {
+func Request(ctx context.Context, db database.DB, list *List, subscriberID int64, repeatAfter time.Duration) (Requested, error) {
 	target := StatusPending
 	if list.OptIn == "single" {
 		target = StatusConfirmed
@@ -89,7 +91,7 @@ func Request(ctx context.Context, db DB, list *List, subscriberID int64, repeatA
 
 // Confirm turns a pending membership into a confirmed one. It reports false
 // when there was no pending membership to confirm.
-func Confirm(ctx context.Context, db DB, listID, subscriberID int64) (bool, error) {
+func Confirm(ctx context.Context, db database.DB, listID, subscriberID int64) (bool, error) {
 	tag, err := db.Exec(ctx, `UPDATE memberships SET status = 'confirmed', confirmed_at = now(), updated_at = now()
 		WHERE list_id = $1 AND subscriber_id = $2 AND status = 'pending'`, listID, subscriberID)
 	if err != nil {
@@ -100,7 +102,7 @@ func Confirm(ctx context.Context, db DB, listID, subscriberID int64) (bool, erro
 
 // SetConfirmed makes a membership confirmed whatever it was, for admins and
 // imports that hold proof of consent. It reports whether anything changed.
-func SetConfirmed(ctx context.Context, db DB, listID, subscriberID int64) (bool, error) {
+func SetConfirmed(ctx context.Context, db database.DB, listID, subscriberID int64) (bool, error) {
 	tag, err := db.Exec(ctx, `INSERT INTO memberships (list_id, subscriber_id, status, confirmed_at)
 		VALUES ($1, $2, 'confirmed', now())
 		ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'confirmed', confirmed_at = now(),
@@ -114,7 +116,7 @@ func SetConfirmed(ctx context.Context, db DB, listID, subscriberID int64) (bool,
 
 // Unsubscribe leaves a list, or every list when listID is 0. It returns the
 // ids of the lists actually left, so callers can record consent for each.
-func Unsubscribe(ctx context.Context, db DB, listID, subscriberID int64) ([]int64, error) {
+func Unsubscribe(ctx context.Context, db database.DB, listID, subscriberID int64) ([]int64, error) {
 	rows, err := db.Query(ctx, `UPDATE memberships SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
 		WHERE subscriber_id = $2 AND ($1 = 0 OR list_id = $1) AND status <> 'unsubscribed'
 		RETURNING list_id`, listID, subscriberID)
@@ -129,7 +131,7 @@ func Unsubscribe(ctx context.Context, db DB, listID, subscriberID int64) ([]int6
 }
 
 // Memberships returns a subscriber's memberships with their lists.
-func Memberships(ctx context.Context, db DB, subscriberID int64) ([]Membership, error) {
+func Memberships(ctx context.Context, db database.DB, subscriberID int64) ([]Membership, error) {
 	rows, err := db.Query(ctx, `SELECT m.list_id, l.slug, l.name, m.subscriber_id, m.status, m.created_at,
 			m.pending_at, m.confirmed_at, m.unsubscribed_at
 		FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = $1 ORDER BY l.slug`, subscriberID)
@@ -149,7 +151,7 @@ func Memberships(ctx context.Context, db DB, subscriberID int64) ([]Membership, 
 }
 
 // MembershipStatusOf returns one membership's status, or ErrNotFound.
-func MembershipStatusOf(ctx context.Context, db DB, listID, subscriberID int64) (MembershipStatus, error) {
+func MembershipStatusOf(ctx context.Context, db database.DB, listID, subscriberID int64) (MembershipStatus, error) {
 	var s MembershipStatus
 	err := db.QueryRow(ctx, `SELECT status FROM memberships WHERE list_id = $1 AND subscriber_id = $2`, listID, subscriberID).Scan(&s)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -163,7 +165,7 @@ func MembershipStatusOf(ctx context.Context, db DB, listID, subscriberID int64) 
 
 // PurgePending deletes memberships left pending since before cutoff and
 // returns how many. The consent record of the request stays.
-func PurgePending(ctx context.Context, db DB, cutoff time.Time) (int64, error) {
+func PurgePending(ctx context.Context, db database.DB, cutoff time.Time) (int64, error) {
 	tag, err := db.Exec(ctx, `DELETE FROM memberships WHERE status = 'pending' AND pending_at < $1`, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("subscribers: purge pending: %w", err)

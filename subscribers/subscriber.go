@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/invalid"
 )
 
@@ -107,7 +108,7 @@ func emptyToNil(p *string) *string {
 }
 
 // Create inserts a subscriber.
-func Create(ctx context.Context, db DB, p SubscriberParams) (*Subscriber, error) {
+func Create(ctx context.Context, db database.DB, p SubscriberParams) (*Subscriber, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -133,7 +134,7 @@ func Create(ctx context.Context, db DB, p SubscriberParams) (*Subscriber, error)
 
 // UpsertByExternalID returns the subscriber with external id, creating it if
 // needed and filling in the profile fields given.
-func UpsertByExternalID(ctx context.Context, db DB, externalID string, p SubscriberParams) (*Subscriber, error) {
+func UpsertByExternalID(ctx context.Context, db database.DB, externalID string, p SubscriberParams) (*Subscriber, error) {
 	p.ExternalID = &externalID
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -156,7 +157,7 @@ func UpsertByExternalID(ctx context.Context, db DB, externalID string, p Subscri
 }
 
 // Get returns a subscriber by id.
-func Get(ctx context.Context, db DB, id int64) (*Subscriber, error) {
+func Get(ctx context.Context, db database.DB, id int64) (*Subscriber, error) {
 	s, err := scanSubscriber(db.QueryRow(ctx, `SELECT `+subscriberColumns+` FROM subscribers WHERE id = $1`, id))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("subscribers: get %d: %w", id, err)
@@ -166,7 +167,7 @@ func Get(ctx context.Context, db DB, id int64) (*Subscriber, error) {
 
 // Update changes the given fields of a subscriber. Erased subscribers cannot
 // be changed.
-func Update(ctx context.Context, db DB, id int64, p SubscriberParams) (*Subscriber, error) {
+func Update(ctx context.Context, db database.DB, id int64, p SubscriberParams) (*Subscriber, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -200,7 +201,7 @@ type Filter struct {
 }
 
 // Find returns subscribers by ascending id after page.After.
-func Find(ctx context.Context, db DB, f Filter, page Page) ([]Subscriber, error) {
+func Find(ctx context.Context, db database.DB, f Filter, page Page) ([]Subscriber, error) {
 	where := []string{"s.id > $1"}
 	args := []any{page.After}
 	add := func(cond string, v any) {

@@ -44,7 +44,7 @@ func (s *Server) createAPIKey(c *fiber.Ctx) error {
 	if req.ExpiresInDay < 0 || req.ExpiresInDay > 3650 {
 		return invalid.Field("expires_in_days", "must be from 0 (never) to 3650")
 	}
-	plain, key, err := apikeys.Create(c.UserContext(), s.Pool, req.Name, req.Role, time.Duration(req.ExpiresInDay)*24*time.Hour)
+	plain, key, err := s.keys.Create(c.UserContext(), actorOf(c), req.Name, req.Role, time.Duration(req.ExpiresInDay)*24*time.Hour)
 	if err != nil {
 		return err
 	}
@@ -69,11 +69,11 @@ func (s *Server) revokeAPIKey(c *fiber.Ctx) error {
 	if err != nil || id == 0 {
 		return invalid.Field("id", "must be an API key id")
 	}
-	if err := apikeys.Revoke(c.UserContext(), s.Pool, id); errors.Is(err, apikeys.ErrNotFound) {
+	if err := s.keys.Revoke(c.UserContext(), actorOf(c), id); errors.Is(err, apikeys.ErrNotFound) {
 		return fiber.NewError(fiber.StatusNotFound, "no API key has this id")
 	} else if err != nil {
 		return err
 	}
-	s.Logger.Warn("API key revoked", "api_key_id", id, "actor", actorOf(c))
+	s.Logger.Warn("API key revoked", "api_key_id", id, "actor", actorOf(c).String())
 	return c.SendStatus(fiber.StatusNoContent)
 }

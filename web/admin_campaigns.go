@@ -6,18 +6,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/herald-im/herald/apikeys"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/invalid"
 )
-
-// actorOf names who made a request, for the records a change leaves.
-func actorOf(c *fiber.Ctx) string {
-	if key, ok := c.Locals(localsKey).(*apikeys.Key); ok && key != nil {
-		return fmt.Sprintf("api_key:%d", key.ID)
-	}
-	return "unknown"
-}
 
 func campaignID(c *fiber.Ctx) (int64, error) {
 	id, err := parseID(c.Params("id"))
@@ -32,7 +24,7 @@ func (s *Server) createCampaign(c *fiber.Ctx) error {
 	if err := s.decodeJSON(c, &p); err != nil {
 		return err
 	}
-	camp, err := s.Campaigns.Create(c.UserContext(), p)
+	camp, err := s.Campaigns.Create(c.UserContext(), actorOf(c), p)
 	if err != nil {
 		return err
 	}
@@ -79,7 +71,7 @@ func (s *Server) updateCampaign(c *fiber.Ctx) error {
 	if err := s.decodeJSON(c, &p); err != nil {
 		return err
 	}
-	camp, err := s.Campaigns.Update(c.UserContext(), id, p)
+	camp, err := s.Campaigns.Update(c.UserContext(), actorOf(c), id, p)
 	if err != nil {
 		return err
 	}
@@ -96,13 +88,13 @@ func (s *Server) campaignAction(c *fiber.Ctx) error {
 	var camp *campaigns.Campaign
 	switch c.Params("action") {
 	case "schedule":
-		camp, err = s.Campaigns.ScheduleCampaign(ctx, id)
+		camp, err = s.Campaigns.ScheduleCampaign(ctx, actorOf(c), id)
 	case "pause":
-		camp, err = s.Campaigns.Pause(ctx, id)
+		camp, err = s.Campaigns.Pause(ctx, actorOf(c), id)
 	case "resume":
-		camp, err = s.Campaigns.Resume(ctx, id)
+		camp, err = s.Campaigns.Resume(ctx, actorOf(c), id)
 	case "cancel":
-		camp, err = s.Campaigns.Cancel(ctx, id)
+		camp, err = s.Campaigns.Cancel(ctx, actorOf(c), id)
 	case "retry-failed":
 		var opts campaigns.RetryOptions
 		if len(c.Body()) > 0 {
@@ -110,7 +102,7 @@ func (s *Server) campaignAction(c *fiber.Ctx) error {
 				return err
 			}
 		}
-		n, err := s.Campaigns.RetryFailed(ctx, id, opts)
+		n, err := s.Campaigns.RetryFailed(ctx, actorOf(c), id, opts)
 		if err != nil {
 			return err
 		}
@@ -122,7 +114,7 @@ func (s *Server) campaignAction(c *fiber.Ctx) error {
 		if err := s.decodeJSON(c, &req); err != nil {
 			return err
 		}
-		res, err := s.Campaigns.TestSend(ctx, id, req.SubscriberIDs, actorOf(c))
+		res, err := s.Campaigns.TestSend(ctx, actorOf(c), id, req.SubscriberIDs)
 		if errors.Is(err, campaigns.ErrTestSendLimit) {
 			c.Set(fiber.HeaderRetryAfter, "60")
 			return fiber.NewError(fiber.StatusTooManyRequests, fmt.Sprintf("a campaign takes %d test sends a minute", campaigns.TestSendsPerMinute))
@@ -204,7 +196,7 @@ func (s *Server) campaignActionTap(c *fiber.Ctx) error {
 	if err := s.decodeJSON(c, &req); err != nil {
 		return err
 	}
-	err := s.Campaigns.RecordAction(c.UserContext(), req.Token, req.Action)
+	err := s.Campaigns.RecordAction(c.UserContext(), audit.Public(clientIP(c)), req.Token, req.Action)
 	if errors.Is(err, campaigns.ErrBadToken) || errors.Is(err, campaigns.ErrNotFound) {
 		return invalid.Field("token", "is not a campaign action token with that action")
 	}

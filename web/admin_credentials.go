@@ -4,6 +4,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/invalid"
 )
@@ -19,7 +20,7 @@ func (s *Server) createApp(c *fiber.Ctx) error {
 	if req.Name == "" || len(req.Name) > 200 {
 		return invalid.Field("name", "must be 1-200 characters")
 	}
-	app, err := s.Apps.Create(c.UserContext(), s.Pool, req.Slug, req.Name, s.Config.VAPIDSubject)
+	app, err := s.Apps.CreateApp(c.UserContext(), s.Pool, actorOf(c), req.Slug, req.Name, s.Config.VAPIDSubject)
 	if err != nil {
 		return err
 	}
@@ -75,7 +76,8 @@ func (s *Server) setCredentials(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	err = s.Apps.UpdateSecrets(ctx, s.Pool, app.ID, func(sec *apps.Secrets) error {
+	change := audit.Change{Action: "app.credentials.set", ObjectType: "app", ObjectID: app.Slug, Summary: map[string]any{"platform": platform}}
+	err = s.Apps.UpdateSecrets(ctx, s.Pool, actorOf(c), change, app.ID, func(sec *apps.Secrets) error {
 		switch platform {
 		case "apns":
 			sec.Credentials.APNs = &apns
@@ -103,7 +105,8 @@ func (s *Server) deleteCredentials(c *fiber.Ctx) error {
 	if platform != "apns" && platform != "fcm" {
 		return invalid.Field("platform", "must be apns or fcm (an app always has a VAPID key pair)")
 	}
-	err = s.Apps.UpdateSecrets(ctx, s.Pool, app.ID, func(sec *apps.Secrets) error {
+	change := audit.Change{Action: "app.credentials.delete", ObjectType: "app", ObjectID: app.Slug, Summary: map[string]any{"platform": platform}}
+	err = s.Apps.UpdateSecrets(ctx, s.Pool, actorOf(c), change, app.ID, func(sec *apps.Secrets) error {
 		if platform == "apns" {
 			sec.Credentials.APNs = nil
 		} else {

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/subscribers"
@@ -29,16 +28,7 @@ func (s *Server) createImport(c *fiber.Ctx) error {
 	if err := subscribers.ValidateText("filename", filename, 255, false); err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	var imp *subscribers.Import
-	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		var err error
-		if imp, err = subscribers.CreateImport(ctx, tx, filename, body, int64(s.Config.MaxImportBytes)); err != nil {
-			return err
-		}
-		_, err = s.River.InsertTx(ctx, tx, subscribers.ImportArgs{ImportID: imp.ID}, nil)
-		return err
-	})
+	imp, err := s.Subscribers.CreateImport(c.UserContext(), actorOf(c), filename, body, int64(s.Config.MaxImportBytes))
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package web
 
 import (
 	"github.com/gofiber/fiber/v2"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/subscribers"
@@ -67,7 +66,7 @@ func (s *Server) createList(c *fiber.Ctx) error {
 	if err := s.decodeJSON(c, &p); err != nil {
 		return err
 	}
-	l, err := subscribers.CreateList(c.UserContext(), s.Pool, p)
+	l, err := s.Subscribers.CreateList(c.UserContext(), actorOf(c), p)
 	if err != nil {
 		return err
 	}
@@ -87,7 +86,7 @@ func (s *Server) updateList(c *fiber.Ctx) error {
 	if err := s.decodeJSON(c, &p); err != nil {
 		return err
 	}
-	l, err := subscribers.UpdateList(c.UserContext(), s.Pool, c.Params("slug"), p)
+	l, err := s.Subscribers.UpdateList(c.UserContext(), actorOf(c), c.Params("slug"), p)
 	if err != nil {
 		return err
 	}
@@ -95,7 +94,7 @@ func (s *Server) updateList(c *fiber.Ctx) error {
 }
 
 func (s *Server) deleteList(c *fiber.Ctx) error {
-	if err := subscribers.DeleteList(c.UserContext(), s.Pool, c.Params("slug")); err != nil {
+	if err := s.Subscribers.DeleteList(c.UserContext(), actorOf(c), c.Params("slug")); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -115,39 +114,10 @@ func (s *Server) setMembership(c *fiber.Ctx) error {
 	if err != nil {
 		return invalid.Field("id", "must be a subscriber id")
 	}
-	ctx := c.UserContext()
-	list, err := subscribers.GetList(ctx, s.Pool, c.Params("slug"))
-	if err != nil {
-		return err
-	}
-	sub, err := subscribers.Get(ctx, s.Pool, id)
-	if err != nil {
-		return err
-	}
-	if sub.State == subscribers.StateErased {
-		return invalid.Field("id", "the subscriber was erased")
-	}
 	ev := subscribers.Evidence{Source: subscribers.SourceAdmin, IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)}
-	switch req.Status {
-	case string(subscribers.StatusConfirmed):
-		err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-			changed, err := subscribers.SetConfirmed(ctx, tx, list.ID, id)
-			if err != nil || !changed {
-				return err
-			}
-			return subscribers.RecordConsent(ctx, tx, id, subscribers.ActionConfirm, ev, 0, list.ID)
-		})
-	case string(subscribers.StatusUnsubscribed):
-		err = s.OptIn.Unsubscribe(ctx, id, list.ID, ev)
-	default:
-		return invalid.Field("status", "must be confirmed or unsubscribed")
-	}
+	status, err := s.OptIn.SetMembership(c.UserContext(), actorOf(c), c.Params("slug"), id, subscribers.MembershipStatus(req.Status), ev)
 	if err != nil {
 		return err
 	}
-	status, err := subscribers.MembershipStatusOf(ctx, s.Pool, list.ID, id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(fiber.Map{"list": list.Slug, "subscriber_id": id, "status": status})
+	return c.JSON(fiber.Map{"list": c.Params("slug"), "subscriber_id": id, "status": status})
 }

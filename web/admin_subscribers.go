@@ -8,10 +8,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/jackc/pgx/v5"
 
-	"github.com/herald-im/herald/apikeys"
-	"github.com/herald-im/herald/conversations"
+	"github.com/herald-im/herald/access"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/subscribers"
@@ -76,7 +74,7 @@ func (s *Server) createSubscriber(c *fiber.Ctx) error {
 	if err := s.decodeJSON(c, &p); err != nil {
 		return err
 	}
-	sub, err := subscribers.Create(c.UserContext(), s.Pool, p)
+	sub, err := s.Subscribers.Create(c.UserContext(), actorOf(c), p)
 	if err != nil {
 		return err
 	}
@@ -134,7 +132,7 @@ func (s *Server) getSubscriber(c *fiber.Ctx) error {
 		return err
 	}
 	v.Devices = summarize(devices)
-	if key, ok := c.Locals(localsKey).(*apikeys.Key); ok && key.Role == apikeys.RoleAdmin {
+	if roleOf(c) == access.RoleAdmin {
 		v.Devices = devices
 	}
 	if v.Memberships, err = subscribers.Memberships(ctx, s.Pool, id); err != nil {
@@ -163,11 +161,11 @@ func (s *Server) markTestDevice(c *fiber.Ctx) error {
 	if req.TestDevice == nil {
 		return invalid.Field("test_device", "is required: true or false")
 	}
-	d, err := subscribers.MarkTestDevice(c.UserContext(), s.Pool, id, deviceID, *req.TestDevice)
+	d, err := s.Subscribers.MarkTestDevice(c.UserContext(), actorOf(c), id, deviceID, *req.TestDevice)
 	if err != nil {
 		return err
 	}
-	s.Logger.Info("test device marked", "subscriber_id", id, "device_id", deviceID, "test_device", *req.TestDevice, "actor", actorOf(c))
+	s.Logger.Info("test device marked", "subscriber_id", id, "device_id", deviceID, "test_device", *req.TestDevice, "actor", actorOf(c).String())
 	return c.JSON(d)
 }
 
@@ -180,7 +178,7 @@ func (s *Server) updateSubscriber(c *fiber.Ctx) error {
 	if err := s.decodeJSON(c, &p); err != nil {
 		return err
 	}
-	sub, err := subscribers.Update(c.UserContext(), s.Pool, id, p)
+	sub, err := s.Subscribers.Update(c.UserContext(), actorOf(c), id, p)
 	if err != nil {
 		return err
 	}
@@ -192,24 +190,7 @@ func (s *Server) exportSubscriber(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	var export struct {
-		*subscribers.Export
-		Conversations []conversations.Conversation `json:"conversations"`
-		// CampaignReplies are the quick-reply buttons pressed, which
-		// outlive the conversations the replies landed in.
-		CampaignReplies []conversations.CampaignReply `json:"campaign_replies"`
-	}
-	err = pgx.BeginTxFunc(ctx, s.Pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if export.Export, err = subscribers.ExportData(ctx, tx, id); err != nil {
-			return err
-		}
-		if export.Conversations, err = conversations.OfSubscriber(ctx, tx, id); err != nil {
-			return err
-		}
-		export.CampaignReplies, err = conversations.CampaignReplies(ctx, tx, id)
-		return err
-	})
+	export, err := s.OptIn.Export(c.UserContext(), id)
 	if err != nil {
 		return err
 	}
@@ -222,13 +203,7 @@ func (s *Server) eraseSubscriber(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	if err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		if err := subscribers.Erase(ctx, tx, id); err != nil {
-			return err
-		}
-		return conversations.Erase(ctx, tx, id)
-	}); err != nil {
+	if err := s.OptIn.Erase(c.UserContext(), actorOf(c), id); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

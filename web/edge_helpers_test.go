@@ -17,7 +17,9 @@ import (
 	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/config"
+	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/delivery"
+	"github.com/herald-im/herald/subscribers"
 	"github.com/herald-im/herald/web"
 )
 
@@ -31,10 +33,9 @@ func (b *testBundle) appWith(change func(*config.Config)) *fiber.App {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	senders := apps.NewSenders(b.pool, b.store, delivery.Options{RootCAs: b.sim.CertPool()}, logger)
-	camp := campaigns.NewService(b.pool, senders, b.optin, campaigns.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: 50}, logger)
-	camp.SetRiver(b.river)
+	camp := campaigns.NewService(b.pool, dbtest.Inserter(b.pool), senders, b.optin, campaigns.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: 50}, logger)
 	return web.New(web.Deps{
-		Config: &cfg, Pool: b.pool, River: b.river, OptIn: b.optin, Campaigns: camp, Apps: b.store,
+		Config: &cfg, Pool: b.pool, River: b.river, OptIn: b.optin, Campaigns: camp, Apps: b.store, Users: b.users, Subscribers: subscribers.NewService(b.pool, dbtest.Inserter(b.pool), nil),
 		Logger: logger, Registry: prometheus.NewRegistry(),
 		Ready: func(ctx context.Context) error { return b.pool.Ping(ctx) },
 	})

@@ -13,8 +13,10 @@ import (
 
 	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/campaigns"
+	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/optin"
+	"github.com/herald-im/herald/subscribers"
 	"github.com/herald-im/herald/web"
 )
 
@@ -27,12 +29,11 @@ func TestWebPushEndpointPolicy(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	policy := &delivery.EndpointPolicy{} // the push services, public addresses only
 	senders := apps.NewSenders(b.pool, b.store, delivery.Options{WebPush: policy}, logger)
-	svc := optin.NewService(b.pool, b.store, senders, nil, optin.Config{PublicURL: b.cfg.PublicURL, Secret: b.cfg.Secret,
+	svc := optin.NewService(b.pool, dbtest.Inserter(b.pool), b.store, senders, nil, optin.Config{PublicURL: b.cfg.PublicURL, Secret: b.cfg.Secret,
 		ConfirmTokenTTL: time.Hour, UnsubscribeTokenTTL: time.Hour, SubscriberTokenTTL: time.Hour, PendingPurgeAfter: time.Hour,
 		WebPush: policy}, logger)
-	svc.SetRiver(b.river)
-	camp := campaigns.NewService(b.pool, senders, svc, campaigns.Config{PublicURL: b.cfg.PublicURL, Secret: b.cfg.Secret}, logger)
-	app := web.New(web.Deps{Config: b.cfg, Pool: b.pool, River: b.river, OptIn: svc, Campaigns: camp, Apps: b.store, Logger: logger,
+	camp := campaigns.NewService(b.pool, dbtest.Inserter(b.pool), senders, svc, campaigns.Config{PublicURL: b.cfg.PublicURL, Secret: b.cfg.Secret}, logger)
+	app := web.New(web.Deps{Config: b.cfg, Pool: b.pool, River: b.river, OptIn: svc, Campaigns: camp, Apps: b.store, Users: b.users, Subscribers: subscribers.NewService(b.pool, dbtest.Inserter(b.pool), nil), Logger: logger,
 		Registry: prometheus.NewRegistry(), Ready: func(ctx context.Context) error { return b.pool.Ping(ctx) }})
 	keys := b.webPushSubscription()
 	subscribe := func(endpoint string) *response {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
 )
@@ -35,7 +36,7 @@ func TestExpiredLinks(t *testing.T) {
 	}
 	past := func(b *testBundle) *optin.Service {
 		then := time.Now().AddDate(-2, 0, 0)
-		return optin.NewService(b.pool, b.store, nil, nil, optin.Config{PublicURL: b.cfg.PublicURL, Secret: b.cfg.Secret,
+		return optin.NewService(b.pool, dbtest.Inserter(b.pool), b.store, nil, nil, optin.Config{PublicURL: b.cfg.PublicURL, Secret: b.cfg.Secret,
 			ConfirmTokenTTL: time.Hour, UnsubscribeTokenTTL: 365 * 24 * time.Hour, SubscriberTokenTTL: time.Hour,
 			PendingPurgeAfter: time.Hour, Now: func() time.Time { return then }}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}

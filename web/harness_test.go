@@ -31,6 +31,7 @@ import (
 	"github.com/herald-im/herald/delivery/simulator"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
+	"github.com/herald-im/herald/users"
 	"github.com/herald-im/herald/web"
 )
 
@@ -51,6 +52,7 @@ type env struct {
 	store *apps.Store
 	optin *optin.Service
 	river *river.Client[pgx.Tx]
+	users *users.Service
 	app   *fiber.App
 	cfg   *config.Config
 }
@@ -98,12 +100,12 @@ func newEnv(t *testing.T) *env {
 	}
 	store := apps.NewStore(cfg.Secret)
 	senders := apps.NewSenders(pool, store, delivery.Options{RootCAs: sim.CertPool()}, logger)
-	svc := optin.NewService(pool, store, senders, nil, optin.Config{
+	svc := optin.NewService(pool, dbtest.Inserter(pool), store, senders, nil, optin.Config{
 		PublicURL: cfg.PublicURL, Secret: cfg.Secret, ConfirmTokenTTL: cfg.ConfirmTokenTTL,
 		UnsubscribeTokenTTL: cfg.UnsubscribeTokenTTL, SubscriberTokenTTL: cfg.SubscriberTokenTTL,
 		PendingPurgeAfter: cfg.PendingPurgeAfter,
 	}, logger)
-	campaignSvc := campaigns.NewService(pool, senders, svc, campaigns.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: 50}, logger)
+	campaignSvc := campaigns.NewService(pool, dbtest.Inserter(pool), senders, svc, campaigns.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: 50}, logger)
 	workers := river.NewWorkers()
 	svc.AddWorkers(workers, nil)
 	campaignSvc.AddWorkers(workers, nil)
@@ -121,16 +123,16 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.SetRiver(client)
-	campaignSvc.SetRiver(client)
 	if err := client.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	userSvc := users.NewService(pool, users.Config{Secret: cfg.Secret, PublicURL: cfg.PublicURL,
+		Password: users.Params{Memory: 1024, Time: 1, Threads: 1}}, logger)
 	app := web.New(web.Deps{
-		Config: cfg, Pool: pool, River: client, OptIn: svc, Campaigns: campaignSvc, Apps: store, Logger: logger,
+		Config: cfg, Pool: pool, River: client, OptIn: svc, Campaigns: campaignSvc, Apps: store, Subscribers: subscribers.NewService(pool, dbtest.Inserter(pool), logger), Users: userSvc, Logger: logger,
 		Registry: prometheus.NewRegistry(), Ready: func(ctx context.Context) error { return pool.Ping(ctx) },
 	})
-	return &env{pool: pool, sim: sim, store: store, optin: svc, river: client, app: app, cfg: cfg}
+	return &env{pool: pool, sim: sim, store: store, optin: svc, river: client, users: userSvc, app: app, cfg: cfg}
 }
 
 // testBundle is one test's own app, list and API keys.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/optin"
 )
 
@@ -15,7 +16,8 @@ import (
 func (b *testBundle) rowCounts() map[string]int {
 	b.t.Helper()
 	out := map[string]int{}
-	for _, table := range []string{"subscribers", "devices", "memberships", "consent_records", "subscriber_tokens", "lists", "imports"} {
+	for _, table := range []string{"subscribers", "devices", "memberships", "consent_records", "subscriber_tokens", "lists", "imports",
+		"users", "access_links", "teams", "team_members", "settings", "api_keys", "audit_log", "outbox"} {
 		var n int
 		if err := b.pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 			b.t.Fatal(err)
@@ -109,6 +111,19 @@ func TestHostileInput(t *testing.T) {
 		{"import header broken quoting", "POST", "/api/v1/imports", b.admin, "text/csv", []byte("\"external_id,email\n1,a@b.c\n"), 422, "file"},
 		{"import lists without consent source", "POST", "/api/v1/imports", b.admin, "text/csv", []byte("external_id,lists\n1,news\n"), 422, "file"},
 		{"import marketer ok but agent not", "POST", "/api/v1/imports", b.agent, "text/csv", []byte("external_id\n1\n"), 403, ""},
+		{"invitation without role", "POST", "/api/v1/invitations", b.admin, "application/json", []byte(`{"email":"x@example.com"}`), 422, "role"},
+		{"invitation with a bad address", "POST", "/api/v1/invitations", b.admin, "application/json", []byte(`{"email":"Ada <ada@example.com>","role":"agent"}`), 422, "email"},
+		{"invitation with a long name", "POST", "/api/v1/invitations", b.admin, "application/json", []byte(`{"email":"x@example.com","role":"agent","name":"` + strings.Repeat("n", 201) + `"}`), 422, "name"},
+		{"invitation by a marketer", "POST", "/api/v1/invitations", b.marketer, "application/json", []byte(`{"email":"x@example.com","role":"admin"}`), 403, ""},
+		{"user id not a number", "PATCH", "/api/v1/users/abc", b.admin, "application/json", []byte(`{"name":"x"}`), 422, "id"},
+		{"unknown role for a user", "PATCH", "/api/v1/users/1", b.admin, "application/json", []byte(`{"role":"root"}`), 422, "role"},
+		{"team without name", "POST", "/api/v1/teams", b.admin, "application/json", []byte(`{}`), 422, "name"},
+		{"team member id not a number", "PUT", "/api/v1/teams/1/members/x", b.admin, "", nil, 422, "user"},
+		{"security setting missing", "PUT", "/api/v1/settings/security", b.admin, "application/json", []byte(`{}`), 422, "require_admin_totp"},
+		{"audit log bad time", "GET", "/api/v1/audit-log?since=yesterday", b.admin, "", nil, 422, "since"},
+		{"audit log bad actor type", "GET", "/api/v1/audit-log?actor_type=root", b.admin, "", nil, 422, "actor_type"},
+		{"audit log bad cursor", "GET", "/api/v1/audit-log?before=-1", b.admin, "", nil, 422, "before"},
+		{"audit log page too big", "GET", "/api/v1/audit-log?limit=501", b.admin, "", nil, 422, "limit"},
 	}
 	// Text PostgreSQL cannot store, in every body-taking route and query
 	// parameter: each is a 422 naming the field, never a 500 (22021, 22P05).
@@ -144,6 +159,14 @@ func TestHostileInput(t *testing.T) {
 		{"PUT", "/api/v1/apps/" + b.appSlug + "/credentials/fcm", b.admin, `{"service_account_json":"§"}`, "service_account_json"},
 		{"PUT", "/api/v1/apps/" + b.appSlug + "/credentials/vapid", b.admin, `{"public_key":"§","private_key":"x"}`, "public_key"},
 		{"POST", "/api/v1/api-keys", b.admin, `{"name":"§","role":"admin"}`, "name"},
+		{"POST", "/api/v1/invitations", b.admin, `{"email":"§@example.com","name":"n","role":"agent"}`, "email"},
+		{"POST", "/api/v1/invitations", b.admin, `{"email":"a@example.com","name":"§","role":"agent"}`, "name"},
+		{"POST", "/api/v1/invitations", b.admin, `{"email":"a@example.com","name":"n","role":"§"}`, "role"},
+		{"PATCH", "/api/v1/users/1", b.admin, `{"name":"§"}`, "name"},
+		{"POST", "/api/v1/teams", b.admin, `{"name":"§"}`, "name"},
+		{"POST", "/api/v1/teams", b.admin, `{"name":"t","description":"§"}`, "description"},
+		{"PATCH", "/api/v1/teams/1", b.admin, `{"name":"§"}`, "name"},
+		{"PUT", "/api/v1/settings/security", b.admin, `{"require_admin_totp":"§"}`, "require_admin_totp"},
 	}
 	for _, r := range bodies {
 		for _, h := range hostileJSON {
@@ -175,6 +198,8 @@ func TestHostileInput(t *testing.T) {
 		{"GET", "/l/" + b.list + "?app=§", "", "", "", "app"},
 		{"POST", "/public/v1/subscribe?list=§", "", "application/json", `{"list":"x"}`, "list"},
 		{"POST", "/preferences/t", "", "application/x-www-form-urlencoded", "list=§", "list"},
+		{"GET", "/api/v1/audit-log?action=§", b.admin, "", "", "action"},
+		{"GET", "/api/v1/audit-log?object_id=§", b.admin, "", "", "object_id"},
 	}
 	for _, q := range queries {
 		for _, h := range hostileQuery {
@@ -227,7 +252,7 @@ func TestHostileLinks(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	// A link signed with this secret but expired a day ago.
-	past := optin.NewService(b.pool, b.store, nil, nil, optin.Config{
+	past := optin.NewService(b.pool, dbtest.Inserter(b.pool), b.store, nil, nil, optin.Config{
 		PublicURL: b.cfg.PublicURL, Secret: b.cfg.Secret, UnsubscribeTokenTTL: time.Hour,
 		Now: func() time.Time { return time.Now().Add(-25 * time.Hour) },
 	}, nil)
@@ -236,7 +261,7 @@ func TestHostileLinks(t *testing.T) {
 	expired := b.pathOf(past.UnsubscribeURL(nobody, 0))
 	valid := b.pathOf(b.optin.UnsubscribeURL(1, 0))
 	tampered := valid[:len(valid)-3] + "AAA"
-	otherSecret := optin.NewService(b.pool, b.store, nil, nil, optin.Config{PublicURL: b.cfg.PublicURL,
+	otherSecret := optin.NewService(b.pool, dbtest.Inserter(b.pool), b.store, nil, nil, optin.Config{PublicURL: b.cfg.PublicURL,
 		Secret: []byte("another-secret-another-secret-another!!"), UnsubscribeTokenTTL: time.Hour}, nil)
 	tests := []struct {
 		name, method, path string

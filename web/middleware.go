@@ -4,41 +4,14 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-
-	"github.com/herald-im/herald/apikeys"
 )
 
 const localsKey = "herald_api_key"
-
-// authenticate requires a valid API key on the admin API. Its answers are
-// never stored by caches: they carry API keys, identity secrets and personal
-// data, and a 401 must not be served from a cache either.
-func (s *Server) authenticate(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	raw, ok := bearerToken(c)
-	if !ok {
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="herald"`)
-		return problem(c, fiber.StatusUnauthorized, "Unauthorized", "send Authorization: Bearer <API key>")
-	}
-	if textReason([]byte(raw)) != "" {
-		// Not a key Herald made, and not text PostgreSQL would look up.
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="herald", error="invalid_token"`)
-		return apikeys.ErrInvalid
-	}
-	key, err := apikeys.Authenticate(c.UserContext(), s.Pool, raw)
-	if err != nil {
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="herald", error="invalid_token"`)
-		return err
-	}
-	c.Locals(localsKey, key)
-	return c.Next()
-}
 
 // bearerToken is the token of an Authorization: Bearer header. The scheme
 // is case-insensitive (RFC 9110, section 11.1), so "bearer" and "BEARER"
@@ -50,17 +23,6 @@ func bearerToken(c *fiber.Ctx) (string, bool) {
 	}
 	token = strings.TrimSpace(token)
 	return token, token != ""
-}
-
-// allow lets only keys with one of roles through.
-func (s *Server) allow(roles ...apikeys.Role) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		key, _ := c.Locals(localsKey).(*apikeys.Key)
-		if key == nil || !slices.Contains(roles, key.Role) {
-			return problem(c, fiber.StatusForbidden, "Forbidden", fmt.Sprintf("this needs one of the roles %v", roles))
-		}
-		return c.Next()
-	}
 }
 
 // limitByIP spends one of the caller's address's requests per minute
@@ -162,13 +124,45 @@ func (s *Server) cors(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// pageCSP is the pages' Content-Security-Policy: Herald's own scripts,
+// styles and images only (no inline script), and no framing.
+const pageCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
+// apiCSP is every other answer's: a JSON or script answer opened as a
+// document runs nothing, loads nothing and is framed nowhere.
+const apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// securityHeaders are on every answer: no sniffing a type, no referrer
+// leaking token-bearing URLs, no framing (clickjacking), and no reading
+// by another origin's page through a no-cors load. Pages widen the CSP to
+// what they load (pageHeaders); embed.js is the one answer other sites may
+// load (crossOriginResource).
+func securityHeaders(c *fiber.Ctx) error {
+	h := &c.Response().Header
+	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	h.Set(fiber.HeaderXFrameOptions, "DENY")
+	h.Set(fiber.HeaderContentSecurityPolicy, apiCSP)
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	return c.Next()
+}
+
+// crossOriginResource lets other sites load the answer with a plain
+// <script src>: the embeddable opt-in script.
+func (s *Server) crossOriginResource(c *fiber.Ctx) error {
+	c.Set("Cross-Origin-Resource-Policy", "cross-origin")
+	return c.Next()
+}
+
 // pageHeaders keeps pages from leaking their token-bearing URLs and from
-// running anything but our own scripts.
+// running anything but our own scripts. The referrer goes to Herald only
+// (same-origin, not no-referrer): with no-referrer a browser sends
+// "Origin: null" on the pages' own form posts, and the origin check
+// (sameOrigin) could no longer tell them from a forged one.
 func (s *Server) pageHeaders(c *fiber.Ctx) error {
-	c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
-	c.Set("Referrer-Policy", "no-referrer")
-	c.Set("X-Content-Type-Options", "nosniff")
-	c.Set("X-Frame-Options", "DENY")
+	c.Set(fiber.HeaderContentSecurityPolicy, pageCSP)
+	c.Set(fiber.HeaderReferrerPolicy, "same-origin")
 	return c.Next()
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
 )
@@ -105,7 +106,7 @@ func (s *Server) confirmPage(c *fiber.Ctx) error {
 }
 
 func (s *Server) confirmSubmit(c *fiber.Ctx) error {
-	p, err := s.OptIn.Confirm(c.UserContext(), c.Params("token"), optin.Client{IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)})
+	p, err := s.OptIn.Confirm(c.UserContext(), audit.Public(clientIP(c)), c.Params("token"), optin.Client{IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)})
 	if err != nil {
 		return s.tokenPage(c, err)
 	}
@@ -133,7 +134,7 @@ func (s *Server) unsubscribePage(c *fiber.Ctx) error {
 }
 
 func (s *Server) unsubscribeSubmit(c *fiber.Ctx) error {
-	u, err := s.OptIn.UnsubscribeByLink(c.UserContext(), c.Params("token"), optin.Client{IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)})
+	u, err := s.OptIn.UnsubscribeByLink(c.UserContext(), audit.Public(clientIP(c)), c.Params("token"), optin.Client{IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)})
 	if err != nil {
 		return s.tokenPage(c, err)
 	}
@@ -181,7 +182,7 @@ func (s *Server) preferencesSubmit(c *fiber.Ctx) error {
 		listID = l.ID
 	}
 	ev := subscribers.Evidence{Source: subscribers.SourceWeb, IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)}
-	if err := s.OptIn.Unsubscribe(ctx, subID, listID, ev); err != nil {
+	if err := s.OptIn.Unsubscribe(ctx, audit.Public(clientIP(c)), subID, listID, ev); err != nil {
 		return err
 	}
 	if expired {

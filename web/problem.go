@@ -21,6 +21,7 @@ import (
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
+	"github.com/herald-im/herald/users"
 )
 
 // Problem is an RFC 9457 problem document.
@@ -61,8 +62,28 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		return writeProblem(c, Problem{Type: "about:blank", Title: "Invalid input", Status: fiber.StatusUnprocessableEntity,
 			Detail: ie.Error(), Field: ie.Field, Reason: ie.Reason})
 	}
+	var locked *users.LockedOutError
+	if errors.As(err, &locked) {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(locked.RetryAfter/time.Second)+1))
+		return problem(c, fiber.StatusTooManyRequests, "Too many requests", "too many failed attempts; retry after the Retry-After seconds")
+	}
 	var fe *fiber.Error
 	switch {
+	case errors.Is(err, users.ErrNotFound):
+		return problem(c, fiber.StatusNotFound, "Not found", "")
+	case errors.Is(err, users.ErrConflict), errors.Is(err, users.ErrLastAdmin):
+		return problem(c, fiber.StatusConflict, "Conflict", strings.TrimPrefix(err.Error(), "users: "))
+	case errors.Is(err, users.ErrWrongPassword):
+		return writeProblem(c, Problem{Type: "about:blank", Title: "Invalid input", Status: fiber.StatusUnprocessableEntity,
+			Field: "password", Reason: "is wrong"})
+	case errors.Is(err, users.ErrBadCredentials), errors.Is(err, users.ErrNoSession):
+		return problem(c, fiber.StatusUnauthorized, "Unauthorized", "sign in at /sign-in")
+	case errors.Is(err, users.ErrLinkInvalid):
+		return problem(c, fiber.StatusNotFound, "Not found", "no such link")
+	case errors.Is(err, users.ErrLinkExpired):
+		return problem(c, fiber.StatusGone, "Gone", "the link has expired")
+	case errors.Is(err, users.ErrLinkUsed):
+		return problem(c, fiber.StatusConflict, "Conflict", "the link was used already")
 	case errors.As(err, &fe):
 		return problem(c, fe.Code, httpTitle(fe.Code), fe.Message)
 	case errors.Is(err, campaigns.ErrTransition):

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
@@ -104,7 +105,7 @@ func (s *Server) subscribe(c *fiber.Ctx) error {
 	} else if ok, wait := s.subLimit.allow(key); !ok {
 		return tooMany(wait, "too many requests for this device")
 	}
-	res, err := s.OptIn.Subscribe(c.UserContext(), req, optin.Client{IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)})
+	res, err := s.OptIn.Subscribe(c.UserContext(), audit.Public(clientIP(c)), req, optin.Client{IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)})
 	if err != nil {
 		if refused := s.countProof(c, err); refused != nil {
 			return refused
@@ -197,7 +198,7 @@ func (s *Server) publicUnsubscribe(c *fiber.Ctx) error {
 		listID = l.ID
 	}
 	ev := subscribers.Evidence{Source: subscribers.SourceWeb, IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)}
-	if err := s.OptIn.Unsubscribe(c.UserContext(), subID, listID, ev); err != nil {
+	if err := s.OptIn.Unsubscribe(c.UserContext(), audit.Public(clientIP(c)), subID, listID, ev); err != nil {
 		return err
 	}
 	m, err := s.OptIn.Memberships(c.UserContext(), subID)

@@ -25,6 +25,8 @@ import (
 	"github.com/herald-im/herald/config"
 	"github.com/herald-im/herald/migrations"
 	"github.com/herald-im/herald/optin"
+	"github.com/herald-im/herald/subscribers"
+	"github.com/herald-im/herald/users"
 )
 
 //go:embed templates/*.html
@@ -42,8 +44,13 @@ type Deps struct {
 	// Campaigns may be nil in processes that serve no campaign API.
 	Campaigns *campaigns.Service
 	Apps      *apps.Store
-	Logger    *slog.Logger
-	Registry  *prometheus.Registry
+	// Subscribers makes the changes staff ask for to lists, subscribers
+	// and imports.
+	Subscribers *subscribers.Service
+	// Users signs people in and manages their accounts and teams.
+	Users    *users.Service
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
 	// Ready reports whether the process can serve (database reachable,
 	// migrations current).
 	Ready func(context.Context) error
@@ -57,8 +64,10 @@ type Server struct {
 	subLimit *limiter
 	// proofLimit counts failed identity proofs per client address.
 	proofLimit *limiter
-	httpCount  *prometheus.CounterVec
-	httpTime   *prometheus.HistogramVec
+	// keys issues and revokes API keys.
+	keys      *apikeys.Service
+	httpCount *prometheus.CounterVec
+	httpTime  *prometheus.HistogramVec
 }
 
 // New builds the fiber app with every route.
@@ -71,6 +80,7 @@ func New(d Deps) *fiber.App {
 		// As many failed proofs per address as requests per subscriber: a
 		// person mistyping is far below it, guessing far above.
 		proofLimit: newLimiter(d.Config.RateLimitPerSubscriber, time.Minute),
+		keys:       apikeys.NewService(d.Pool),
 	}
 	s.registerMetrics()
 	app := fiber.New(fiber.Config{
@@ -97,7 +107,7 @@ func New(d Deps) *fiber.App {
 		// rewritten underneath by a later one.
 		Immutable: true,
 	})
-	app.Use(s.recoverPanics, s.observe)
+	app.Use(s.recoverPanics, s.observe, securityHeaders)
 	if strings.HasPrefix(d.Config.PublicURL, "https://") {
 		app.Use(strictTransport)
 	}
@@ -105,83 +115,141 @@ func New(d Deps) *fiber.App {
 	// them (body.go, edge.go).
 	app.Use(s.readBody, checkText)
 
-	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
-	app.Get("/readyz", s.readyz)
-	app.Get("/metrics", s.metricsAccess, s.metrics)
-	app.Get("/", s.home)
+	s.routes(&router{s: s, app: app, policies: map[string]Policy{}})
+	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+	return app
+}
 
-	// checkParams, first in each route with parameters, refuses any that
-	// is not text (edge.go).
-	api := app.Group("/api/v1", s.authenticate)
-	adminOrMarketer := s.allow(apikeys.RoleAdmin, apikeys.RoleMarketer)
-	anyRole := s.allow(apikeys.RoleAdmin, apikeys.RoleMarketer, apikeys.RoleAgent)
-	admin := s.allow(apikeys.RoleAdmin)
+// routes is every route of the server with the policy that says who may
+// call it: the one place to read who can do what. checkParams, first in
+// each route with parameters, refuses any that is not text (edge.go).
+func (s *Server) routes(r *router) {
+	defer func() {
+		policiesMu.Lock()
+		policiesOf[r.app] = r.policies
+		policiesMu.Unlock()
+	}()
+	const get, post, put, patch, del = fiber.MethodGet, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch, fiber.MethodDelete
 
-	api.Get("/lists", adminOrMarketer, s.listLists)
-	api.Post("/lists", adminOrMarketer, s.createList)
-	api.Get("/lists/:slug", checkParams, adminOrMarketer, s.getList)
-	api.Patch("/lists/:slug", checkParams, adminOrMarketer, s.updateList)
-	api.Delete("/lists/:slug", checkParams, adminOrMarketer, s.deleteList)
-	api.Put("/lists/:slug/subscribers/:id", checkParams, adminOrMarketer, s.setMembership)
+	r.add(get, "/healthz", public, func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	r.add(get, "/readyz", public, s.readyz)
+	r.add(get, "/metrics", metricsOnly, s.metrics)
+	r.add(get, "/", public, s.home)
 
-	api.Get("/subscribers", anyRole, s.listSubscribers)
-	api.Post("/subscribers", adminOrMarketer, s.createSubscriber)
-	api.Get("/subscribers/:id", checkParams, anyRole, s.getSubscriber)
-	api.Patch("/subscribers/:id", checkParams, adminOrMarketer, s.updateSubscriber)
-	api.Delete("/subscribers/:id", checkParams, admin, s.eraseSubscriber)
-	api.Post("/subscribers/:id/erase", checkParams, admin, s.eraseSubscriber)
-	api.Get("/subscribers/:id/export", checkParams, admin, s.exportSubscriber)
-	api.Put("/subscribers/:id/devices/:device", checkParams, admin, s.markTestDevice)
+	// The admin API: API keys and signed-in users alike.
+	r.add(get, "/api/v1/session", anyStaff, s.getSession)
 
-	api.Post("/campaigns", adminOrMarketer, s.createCampaign)
-	api.Get("/campaigns", adminOrMarketer, s.listCampaigns)
-	api.Get("/campaigns/:id", checkParams, adminOrMarketer, s.getCampaign)
-	api.Patch("/campaigns/:id", checkParams, adminOrMarketer, s.updateCampaign)
-	api.Get("/campaigns/:id/preview", checkParams, adminOrMarketer, s.previewCampaign)
-	api.Get("/campaigns/:id/stats", checkParams, adminOrMarketer, s.campaignStats)
-	api.Get("/campaigns/:id/deliveries", checkParams, adminOrMarketer, s.campaignDeliveries)
-	api.Post("/campaigns/:id/:action", checkParams, adminOrMarketer, s.campaignAction)
+	r.add(get, "/api/v1/lists", adminOrMarketer, s.listLists)
+	r.add(post, "/api/v1/lists", adminOrMarketer, s.createList)
+	r.add(get, "/api/v1/lists/:slug", adminOrMarketer, checkParams, s.getList)
+	r.add(patch, "/api/v1/lists/:slug", adminOrMarketer, checkParams, s.updateList)
+	r.add(del, "/api/v1/lists/:slug", adminOrMarketer, checkParams, s.deleteList)
+	r.add(put, "/api/v1/lists/:slug/subscribers/:id", adminOrMarketer, checkParams, s.setMembership)
 
-	api.Post("/imports", adminOrMarketer, s.createImport)
-	api.Get("/imports/:id", checkParams, adminOrMarketer, s.getImport)
+	r.add(get, "/api/v1/subscribers", anyStaff, s.listSubscribers)
+	r.add(post, "/api/v1/subscribers", adminOrMarketer, s.createSubscriber)
+	r.add(get, "/api/v1/subscribers/:id", anyStaff, checkParams, s.getSubscriber)
+	r.add(patch, "/api/v1/subscribers/:id", adminOrMarketer, checkParams, s.updateSubscriber)
+	r.add(del, "/api/v1/subscribers/:id", adminOnly, checkParams, s.eraseSubscriber)
+	r.add(post, "/api/v1/subscribers/:id/erase", adminOnly, checkParams, s.eraseSubscriber)
+	r.add(get, "/api/v1/subscribers/:id/export", adminOnly, checkParams, s.exportSubscriber)
+	r.add(put, "/api/v1/subscribers/:id/devices/:device", adminOnly, checkParams, s.markTestDevice)
 
-	api.Post("/apps", admin, s.createApp)
-	api.Get("/apps/:slug", checkParams, admin, s.getApp)
-	api.Put("/apps/:slug/credentials/:platform", checkParams, admin, s.setCredentials)
-	api.Delete("/apps/:slug/credentials/:platform", checkParams, admin, s.deleteCredentials)
-	api.Post("/api-keys", admin, s.createAPIKey)
-	api.Get("/api-keys", admin, s.listAPIKeys)
-	api.Delete("/api-keys/:id", checkParams, admin, s.revokeAPIKey)
+	r.add(post, "/api/v1/campaigns", adminOrMarketer, s.createCampaign)
+	r.add(get, "/api/v1/campaigns", adminOrMarketer, s.listCampaigns)
+	r.add(get, "/api/v1/campaigns/:id", adminOrMarketer, checkParams, s.getCampaign)
+	r.add(patch, "/api/v1/campaigns/:id", adminOrMarketer, checkParams, s.updateCampaign)
+	r.add(get, "/api/v1/campaigns/:id/preview", adminOrMarketer, checkParams, s.previewCampaign)
+	r.add(get, "/api/v1/campaigns/:id/stats", adminOrMarketer, checkParams, s.campaignStats)
+	r.add(get, "/api/v1/campaigns/:id/deliveries", adminOrMarketer, checkParams, s.campaignDeliveries)
+	r.add(post, "/api/v1/campaigns/:id/:action", adminOrMarketer, checkParams, s.campaignAction)
 
-	// Only the public API's routes and the pages spend the per-address
+	r.add(post, "/api/v1/imports", adminOrMarketer, s.createImport)
+	r.add(get, "/api/v1/imports/:id", adminOrMarketer, checkParams, s.getImport)
+
+	r.add(post, "/api/v1/apps", adminOnly, s.createApp)
+	r.add(get, "/api/v1/apps/:slug", adminOnly, checkParams, s.getApp)
+	r.add(put, "/api/v1/apps/:slug/credentials/:platform", adminOnly, checkParams, s.setCredentials)
+	r.add(del, "/api/v1/apps/:slug/credentials/:platform", adminOnly, checkParams, s.deleteCredentials)
+	r.add(post, "/api/v1/api-keys", adminOnly, s.createAPIKey)
+	r.add(get, "/api/v1/api-keys", adminOnly, s.listAPIKeys)
+	r.add(del, "/api/v1/api-keys/:id", adminOnly, checkParams, s.revokeAPIKey)
+
+	r.add(get, "/api/v1/users", adminOnly, s.listUsers)
+	r.add(get, "/api/v1/users/:id", adminOnly, checkParams, s.getUser)
+	r.add(patch, "/api/v1/users/:id", adminOnly, checkParams, s.updateUser)
+	r.add(post, "/api/v1/users/:id/disable", adminOnly, checkParams, s.disableUser)
+	r.add(post, "/api/v1/users/:id/enable", adminOnly, checkParams, s.enableUser)
+	r.add(post, "/api/v1/users/:id/reset-access", adminOnly, checkParams, s.resetUserAccess)
+	r.add(post, "/api/v1/users/:id/sign-out-everywhere", adminOnly, checkParams, s.signOutUserEverywhere)
+	r.add(get, "/api/v1/invitations", adminOnly, s.listInvitations)
+	r.add(post, "/api/v1/invitations", adminOnly, s.createInvitation)
+	r.add(del, "/api/v1/invitations/:id", adminOnly, checkParams, s.revokeInvitation)
+	// Agents see the teams the inbox routes conversations to.
+	r.add(get, "/api/v1/teams", anyStaff, s.listTeams)
+	r.add(post, "/api/v1/teams", adminOnly, s.createTeam)
+	r.add(get, "/api/v1/teams/:id", anyStaff, checkParams, s.getTeam)
+	r.add(patch, "/api/v1/teams/:id", adminOnly, checkParams, s.updateTeam)
+	r.add(del, "/api/v1/teams/:id", adminOnly, checkParams, s.deleteTeam)
+	r.add(put, "/api/v1/teams/:id/members/:user", adminOnly, checkParams, s.addTeamMember)
+	r.add(del, "/api/v1/teams/:id/members/:user", adminOnly, checkParams, s.removeTeamMember)
+	r.add(get, "/api/v1/audit-log", adminOnly, s.listAudit)
+	r.add(get, "/api/v1/settings/security", adminOnly, s.getSecuritySettings)
+	r.add(put, "/api/v1/settings/security", adminOnly, s.putSecuritySettings)
+
+	// The public API. Only its routes and the pages spend the per-address
 	// budget: each route has limitByIP (or a variant) of its own, so static
 	// files and unknown paths spend nothing.
-	pub := app.Group("/public/v1", s.publicHeaders)
-	pub.Get("/apps/:app", s.limitByIP, checkParams, s.publicApp)
-	pub.Post("/subscribe", s.limitByIP, s.subscribe)
-	pub.Post("/preferences", s.limitByIP, s.publicPreferences)
-	pub.Post("/unsubscribe", s.limitByIPDeferred, s.publicUnsubscribe)
-	pub.Post("/campaign-actions", s.limitByIP, s.campaignActionTap)
+	pub := []fiber.Handler{s.publicHeaders}
+	r.add(get, "/public/v1/apps/:app", public, append(pub, s.limitByIP, checkParams, s.publicApp)...)
+	r.add(post, "/public/v1/subscribe", public, append(pub, s.limitByIP, s.subscribe)...)
+	r.add(post, "/public/v1/preferences", public, append(pub, s.limitByIP, s.publicPreferences)...)
+	r.add(post, "/public/v1/unsubscribe", public, append(pub, s.limitByIPDeferred, s.publicUnsubscribe)...)
+	r.add(post, "/public/v1/campaign-actions", public, append(pub, s.limitByIP, s.campaignActionTap)...)
+	for _, path := range []string{"/public/v1/apps/:app", "/public/v1/subscribe", "/public/v1/preferences",
+		"/public/v1/unsubscribe", "/public/v1/campaign-actions"} {
+		r.add(fiber.MethodOptions, path, public, s.publicHeaders) // CORS preflight
+	}
 
+	// Subscribers' pages.
 	page := []fiber.Handler{s.limitByIP, s.pageHeaders, checkParams}
 	// Unsubscribe links and the preference page work past the address's
 	// budget for whoever holds a link that verifies (limitByIPUnlessOwner).
 	unsubscribeLink := []fiber.Handler{s.limitByIPUnlessOwner(s.holdsUnsubscribeLink), s.pageHeaders, checkParams}
 	preferencesLink := []fiber.Handler{s.limitByIPUnlessOwner(s.holdsPreferencesLink), s.pageHeaders, checkParams}
-	app.Get("/l/:list", append(page, s.optInPage)...)
-	app.Get("/c/:token", append(page, s.click)...)
-	app.Get("/confirm/:token", append(page, s.confirmPage)...)
-	app.Post("/confirm/:token", append(page, s.confirmSubmit)...)
-	app.Get("/u/:token", append(unsubscribeLink, s.unsubscribePage)...)
-	app.Post("/u/:token", append(unsubscribeLink, s.unsubscribeSubmit)...)
-	app.Get("/preferences/:token", append(preferencesLink, s.preferencesPage)...)
-	app.Post("/preferences/:token", append(preferencesLink, s.preferencesSubmit)...)
-	app.Get("/sw.js", s.static("static/sw.js", "text/javascript"))
-	app.Get("/embed.js", s.cors, s.static("static/embed.js", "text/javascript"))
-	app.Get("/static/style.css", s.static("static/style.css", "text/css"))
+	r.add(get, "/l/:list", public, append(page, s.optInPage)...)
+	r.add(get, "/c/:token", public, append(page, s.click)...)
+	r.add(get, "/confirm/:token", public, append(page, s.confirmPage)...)
+	r.add(post, "/confirm/:token", public, append(page, s.confirmSubmit)...)
+	r.add(get, "/u/:token", public, append(unsubscribeLink, s.unsubscribePage)...)
+	r.add(post, "/u/:token", public, append(unsubscribeLink, s.unsubscribeSubmit)...)
+	r.add(get, "/preferences/:token", public, append(preferencesLink, s.preferencesPage)...)
+	r.add(post, "/preferences/:token", public, append(preferencesLink, s.preferencesSubmit)...)
 
-	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
-	return app
+	// Staff's pages: signing in and their own account. The console will
+	// extend them.
+	r.add(get, "/sign-in", public, s.limitByIP, s.pageHeaders, s.signInPage)
+	r.add(post, "/sign-in", public, s.limitByIP, s.pageHeaders, s.signInSubmit)
+	r.add(get, "/sign-in/code", signingIn, s.codePage)
+	r.add(post, "/sign-in/code", signingIn, s.codeSubmit)
+	r.add(get, "/access/:token", public, s.limitByIP, s.pageHeaders, checkParams, s.accessPage)
+	r.add(post, "/access/:token", public, s.limitByIP, s.pageHeaders, checkParams, s.accessSubmit)
+	r.add(get, "/account", accountPage, s.accountPage)
+	r.add(get, "/account/password", accountPage, s.passwordPage)
+	r.add(post, "/account/password", accountPage, s.passwordSubmit)
+	r.add(get, "/account/totp", signingIn, s.totpPage)
+	r.add(post, "/account/totp", signingIn, s.totpSubmit)
+	r.add(post, "/account/totp/disable", accountPage, s.totpDisable)
+	r.add(post, "/account/recovery-codes", accountPage, s.recoveryCodesSubmit)
+	r.add(post, "/sign-out", signingIn, s.signOut)
+	r.add(post, "/sign-out-everywhere", accountPage, s.signOutEverywhere)
+
+	r.add(get, "/sw.js", public, s.static("static/sw.js", "text/javascript"))
+	// The embeddable script is loaded by the company's own site: the one
+	// answer other origins may read (cors) and embed (crossOriginResource).
+	r.add(get, "/embed.js", public, s.cors, s.crossOriginResource, s.static("static/embed.js", "text/javascript"))
+	r.add(get, "/static/style.css", public, s.static("static/style.css", "text/css"))
+	r.add(get, "/static/console.css", public, s.static("static/console.css", "text/css"))
 }
 
 // holdsUnsubscribeLink reports whether the request's path holds an

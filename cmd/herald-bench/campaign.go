@@ -26,7 +26,9 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
+	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/delivery/simulator"
 	"github.com/herald-im/herald/demo"
@@ -179,9 +181,13 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	// Herald as `herald serve` runs it: River workers on the campaigns queue.
 	senders := apps.NewSenders(pool, store, delivery.Options{RootCAs: roots, Concurrency: conc,
 		Rates: map[delivery.Platform]float64{delivery.PlatformFCM: 0}}, logger)
-	optinSvc := optin.NewService(pool, store, senders, nil, optin.Config{PublicURL: "http://bench.test", Secret: secret,
+	inserter, err := database.NewInserter(pool, logger)
+	if err != nil {
+		return err
+	}
+	optinSvc := optin.NewService(pool, inserter, store, senders, nil, optin.Config{PublicURL: "http://bench.test", Secret: secret,
 		ConfirmTokenTTL: time.Hour, UnsubscribeTokenTTL: time.Hour, SubscriberTokenTTL: time.Hour, PendingPurgeAfter: time.Hour}, logger)
-	svc := campaigns.NewService(pool, senders, optinSvc, campaigns.Config{PublicURL: "http://bench.test", Secret: secret}, logger)
+	svc := campaigns.NewService(pool, inserter, senders, optinSvc, campaigns.Config{PublicURL: "http://bench.test", Secret: secret}, logger)
 	workers := river.NewWorkers()
 	svc.AddWorkers(workers, nil)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Logger: logger,
@@ -189,7 +195,6 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	if err != nil {
 		return err
 	}
-	svc.SetRiver(client)
 	if err := client.Start(ctx); err != nil {
 		return err
 	}
@@ -249,13 +254,13 @@ func runCampaign(ctx context.Context, pool *pgxpool.Pool, svc *campaigns.Service
 	// Far enough ahead that the fan-out goes through River's scheduler, as a
 	// campaign scheduled for later does.
 	at := time.Now().Add(15 * time.Second)
-	c, err := svc.Create(ctx, campaigns.Params{App: &app, Name: &name,
+	c, err := svc.Create(ctx, audit.System("herald bench"), campaigns.Params{App: &app, Name: &name,
 		Content:  &campaigns.Content{Title: "Spring sale", Body: "Everything 20% off until Sunday.", URL: "https://shop.example.com/sale"},
 		Audience: &campaigns.Audience{Lists: lists}, Schedule: &campaigns.Schedule{Mode: "at", At: &at}})
 	if err != nil {
 		return campaignRun{}, err
 	}
-	if _, err := svc.ScheduleCampaign(ctx, c.ID); err != nil {
+	if _, err := svc.ScheduleCampaign(ctx, audit.System("herald bench"), c.ID); err != nil {
 		return campaignRun{}, err
 	}
 	runtime.GC()

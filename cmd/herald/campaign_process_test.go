@@ -14,10 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/delivery"
@@ -96,14 +95,13 @@ func newCampaignRig(t *testing.T, perPlatform, batchSize int) *campaignRig {
 		t.Fatal(err)
 	}
 	// Schedule from here, as the API would; this process runs no workers.
-	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: discard})
+	rc, err := database.NewInserter(pool, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := campaigns.NewService(pool, nil, nil, campaigns.Config{PublicURL: "http://herald.test", Secret: []byte(secret)}, discard)
-	svc.SetRiver(rc)
+	svc := campaigns.NewService(pool, rc, nil, nil, campaigns.Config{PublicURL: "http://herald.test", Secret: []byte(secret)}, discard)
 	appSlug, cname := "shop", "Rig campaign"
-	c, err := svc.Create(ctx, campaigns.Params{App: &appSlug, Name: &cname,
+	c, err := svc.Create(ctx, audit.System("test"), campaigns.Params{App: &appSlug, Name: &cname,
 		Content:  &campaigns.Content{Title: "Big news", Body: "Everyone gets this once", URL: "https://example.com"},
 		Audience: &campaigns.Audience{Lists: []string{"all"}}})
 	if err != nil {
@@ -121,7 +119,7 @@ func newCampaignRig(t *testing.T, perPlatform, batchSize int) *campaignRig {
 
 func (r *campaignRig) schedule() {
 	r.t.Helper()
-	if _, err := r.svc.ScheduleCampaign(context.Background(), r.campaign); err != nil {
+	if _, err := r.svc.ScheduleCampaign(context.Background(), audit.System("test"), r.campaign); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -221,7 +219,7 @@ func (r *campaignRig) check(st *campaigns.Stats) (twice int) {
 	}
 	// Retrying failures afterwards finds nothing: no device that has the
 	// message is sent it again.
-	if n, err := r.svc.RetryFailed(context.Background(), r.campaign, campaigns.RetryOptions{}); err != nil || n != 0 {
+	if n, err := r.svc.RetryFailed(context.Background(), audit.System("test"), r.campaign, campaigns.RetryOptions{}); err != nil || n != 0 {
 		r.t.Fatalf("retry-failed after the campaign would send %d (%v)", n, err)
 	}
 	return twice

@@ -35,6 +35,9 @@ Usage:
   herald apikey create --name NAME --role admin|marketer|agent [--expires-in-days N] [--if-none]
   herald apikey list
   herald apikey revoke --id N
+  herald user create --email E --name N --role admin|marketer|agent [--password-stdin] [--if-none]
+  herald user list
+  herald user reset --email E
   herald version
 
 Configuration comes from HERALD_* environment variables; see the README.
@@ -53,6 +56,8 @@ func main() {
 		err = migrate()
 	case "apikey":
 		err = apikey(os.Args[2:], os.Stdout)
+	case "user":
+		err = userCmd(os.Args[2:], os.Stdin, os.Stdout)
 	case "version", "--version", "-v":
 		fmt.Println(versionString())
 	case "help", "--help", "-h":
@@ -133,7 +138,7 @@ func apikey(args []string, out io.Writer) error {
 			return errors.New("usage: herald apikey revoke --id N")
 		}
 		return withPool(func(ctx context.Context, pool *pgxpool.Pool) error {
-			if err := apikeys.Revoke(ctx, pool, *id); err != nil {
+			if err := apikeys.NewService(pool).Revoke(ctx, operator("herald apikey revoke"), *id); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "revoked key %d; it stops working at once\n", *id)
@@ -201,7 +206,7 @@ func apikeyCreate(args []string, out io.Writer) error {
 				return nil
 			}
 		}
-		plain, key, err := apikeys.Create(ctx, pool, *name, apikeys.Role(*role), time.Duration(*days)*24*time.Hour)
+		plain, key, err := apikeys.NewService(pool).Create(ctx, operator("herald apikey create"), *name, apikeys.Role(*role), time.Duration(*days)*24*time.Hour)
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/config"
 	"github.com/herald-im/herald/database"
@@ -33,6 +34,7 @@ import (
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/secrets"
 	"github.com/herald-im/herald/subscribers"
+	"github.com/herald-im/herald/users"
 	"github.com/herald-im/herald/web"
 )
 
@@ -121,13 +123,23 @@ func serve(args []string) error {
 			return err
 		}
 	}
-	optinSvc := optin.NewService(pool, appStore, senders, mailer, optin.Config{
+	// Services insert their jobs through an insert-only client; the working
+	// client below needs their workers, so it comes after them.
+	inserter, err := database.NewInserter(pool, logger)
+	if err != nil {
+		return err
+	}
+	optinSvc := optin.NewService(pool, inserter, appStore, senders, mailer, optin.Config{
 		PublicURL: cfg.PublicURL, Secret: cfg.Secret, ConfirmTokenTTL: cfg.ConfirmTokenTTL,
 		UnsubscribeTokenTTL: cfg.UnsubscribeTokenTTL, SubscriberTokenTTL: cfg.SubscriberTokenTTL,
 		PendingPurgeAfter: cfg.PendingPurgeAfter, WebPush: webPush,
 	}, logger)
 
-	campaignSvc := campaigns.NewService(pool, senders, optinSvc, campaigns.Config{
+	subscriberSvc := subscribers.NewService(pool, inserter, logger)
+	usersSvc := users.NewService(pool, usersConfig(cfg), logger)
+	registry.MustRegister(usersSvc.Collectors()...)
+
+	campaignSvc := campaigns.NewService(pool, inserter, senders, optinSvc, campaigns.Config{
 		PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: cfg.BatchSize,
 	}, logger)
 	registry.MustRegister(campaignSvc.Collectors()...)
@@ -159,14 +171,12 @@ func serve(args []string) error {
 				"worker_id", identity.ID(), "count", n)
 		}
 	}
-	riverClient, err := newRiverClient(cfg, pool, logger, optinSvc, campaignSvc, identity, func(o delivery.Outcome) {
+	riverClient, err := newRiverClient(cfg, pool, logger, optinSvc, campaignSvc, usersSvc, identity, func(o delivery.Outcome) {
 		outcomes.WithLabelValues(string(o.Platform), string(o.Class)).Inc()
 	})
 	if err != nil {
 		return err
 	}
-	optinSvc.SetRiver(riverClient)
-	campaignSvc.SetRiver(riverClient)
 
 	if *seedDemoFlag {
 		if err := seedDemo(ctx, pool, defaultApp.ID, sim, logger); err != nil {
@@ -189,14 +199,14 @@ func serve(args []string) error {
 	}
 	if !*workersOnly {
 		httpApp := web.New(web.Deps{
-			Config: cfg, Pool: pool, River: riverClient, OptIn: optinSvc, Campaigns: campaignSvc, Apps: appStore, Logger: logger,
+			Config: cfg, Pool: pool, River: riverClient, OptIn: optinSvc, Campaigns: campaignSvc, Apps: appStore, Subscribers: subscriberSvc, Users: usersSvc, Logger: logger,
 			Registry: registry, Ready: func(ctx context.Context) error { return ready(ctx, pool) },
 		})
 		app = httpApp
 		go func() { errc <- web.Listen(httpApp, cfg.Listen) }()
 		logger.Info("herald is serving", "url", cfg.PublicURL, "listen", cfg.Listen, "version", versionString())
-		fmt.Fprintf(os.Stderr, "\nHerald is up.\n  API:          %s/api/v1\n  Health:       %s/readyz\n  Opt-in page:  %s/l/news (the demo list, with --seed-demo)\n  Metrics:      %s/metrics\n\n",
-			cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL)
+		fmt.Fprintf(os.Stderr, "\nHerald is up.\n  Sign in:      %s/sign-in\n  API:          %s/api/v1\n  Health:       %s/readyz\n  Opt-in page:  %s/l/news (the demo list, with --seed-demo)\n  Metrics:      %s/metrics\n\n",
+			cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL)
 	}
 
 	if cfg.MetricsListen != "" {
@@ -330,10 +340,11 @@ func ready(ctx context.Context, pool *pgxpool.Pool) error {
 // newRiverClient builds the River client; without an identity it only
 // inserts.
 func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger, optinSvc *optin.Service, campaignSvc *campaigns.Service,
-	identity *lease.Lease, observe optin.DeliveryObserver) (*river.Client[pgx.Tx], error) {
+	usersSvc *users.Service, identity *lease.Lease, observe optin.DeliveryObserver) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	optinSvc.AddWorkers(workers, observe)
 	campaignSvc.AddWorkers(workers, observe)
+	usersSvc.AddWorkers(workers)
 	river.AddWorker(workers, &subscribers.ImportWorker{Pool: pool, Logger: logger})
 	river.AddWorker(workers, &database.AnalyzeWorker{DB: pool, Logger: logger})
 	cfg := &river.Config{Workers: workers, Logger: logger, JobTimeout: conf.JobTimeout, RescueStuckJobsAfter: conf.RescueStuckAfter}
@@ -353,7 +364,8 @@ func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger
 			cfg.Queues[name] = q
 		}
 		cfg.FetchCooldown = 20 * time.Millisecond
-		cfg.PeriodicJobs = []*river.PeriodicJob{optin.PurgePeriodicJob(), campaigns.ReconcilePeriodicJob(), database.AnalyzePeriodicJob()}
+		cfg.PeriodicJobs = []*river.PeriodicJob{optin.PurgePeriodicJob(), campaigns.ReconcilePeriodicJob(), database.AnalyzePeriodicJob(),
+			users.PurgePeriodicJob()}
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
@@ -368,7 +380,9 @@ func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger
 func useSimulator(ctx context.Context, pool *pgxpool.Pool, store *apps.Store, appID int64, sim *simulator.Server) ([]string, error) {
 	const team, keyID = "HERALDSIM1", "SIMKEY0001"
 	var took []string
-	err := store.UpdateSecrets(ctx, pool, appID, func(sec *apps.Secrets) error {
+	// Development wiring, not an operator's change: no event for webhooks.
+	change := audit.Change{Action: "app.credentials.simulator", ObjectType: "app", ObjectID: apps.DefaultSlug, NoEvent: true}
+	err := store.UpdateSecrets(ctx, pool, audit.System("provider simulator"), change, appID, func(sec *apps.Secrets) error {
 		switch a := sec.Credentials.APNs; {
 		case a != nil && a.TeamID == team:
 			pub, err := apnsPublicKey(a.KeyP8)

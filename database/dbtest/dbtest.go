@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/migrations"
@@ -166,4 +167,14 @@ func create() error {
 		return err
 	}
 	return migrations.Up(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// Inserter is an insert-only River client on pool, for the services a test
+// builds (see database.NewInserter).
+func Inserter(pool *pgxpool.Pool) *river.Client[pgx.Tx] {
+	c, err := database.NewInserter(pool, nil)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
