@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -119,6 +120,7 @@ func List(ctx context.Context, db database.DB, f Filter) ([]Entry, error) {
 // Event is one outbox event.
 type Event struct {
 	ID         int64           `json:"id"`
+	Position   Position        `json:"position"`
 	At         time.Time       `json:"at"`
 	Topic      string          `json:"topic"`
 	ObjectType string          `json:"object_type"`
@@ -127,26 +129,47 @@ type Event struct {
 	Payload    json.RawMessage `json:"payload"`
 }
 
-// EventsAfter returns up to limit outbox events with ids above after, in id
-// order.
-func EventsAfter(ctx context.Context, db database.DB, after int64, limit int) ([]Event, error) {
+// EventsAfter returns up to limit outbox events after position after, in
+// commit order. It returns only events whose transactions, and all
+// transactions that began writing before them, have ended: a reader that
+// resumes from the last position it saw misses nothing and sees nothing
+// twice, however many writers commit at once.
+func EventsAfter(ctx context.Context, db database.DB, after Position, limit int) ([]Event, error) {
 	const q = `
-		SELECT id, at, topic, object_type, object_id, actor, payload
+		SELECT id, tx::text::bigint, at, topic, object_type, object_id, actor, payload
 		FROM outbox
-		WHERE id > $1
-		ORDER BY id
-		LIMIT $2`
-	rows, err := db.Query(ctx, q, after, limit)
+		WHERE (tx, id) > ($1::text::xid8, $2)
+		  AND tx < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY tx, id
+		LIMIT $3`
+	rows, err := db.Query(ctx, q, strconv.FormatUint(after.Tx, 10), after.ID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("audit: read outbox: %w", err)
 	}
 	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
 		var e Event
-		err := row.Scan(&e.ID, &e.At, &e.Topic, &e.ObjectType, &e.ObjectID, &e.Actor, &e.Payload)
+		var tx int64
+		err := row.Scan(&e.ID, &tx, &e.At, &e.Topic, &e.ObjectType, &e.ObjectID, &e.Actor, &e.Payload)
+		e.Position = Position{Tx: uint64(tx), ID: e.ID}
 		return e, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit: unable to fetch outbox event: %w", err)
 	}
 	return events, nil
+}
+
+// Head returns the position of the newest event a reader may see now: a
+// reader that starts there sees only what happens from now on.
+func Head(ctx context.Context, db database.DB) (Position, error) {
+	const q = `
+		SELECT coalesce(max(tx)::text::bigint, 0), coalesce(max(id), 0) FROM (
+			SELECT tx, id FROM outbox
+			WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
+			ORDER BY tx DESC, id DESC LIMIT 1) last`
+	var tx, id int64
+	if err := db.QueryRow(ctx, q).Scan(&tx, &id); err != nil {
+		return Position{}, fmt.Errorf("audit: outbox head: %w", err)
+	}
+	return Position{Tx: uint64(tx), ID: id}, nil
 }

@@ -33,17 +33,12 @@ type Change struct {
 // ErrNoActor is returned by Record for a change without a valid actor.
 var ErrNoActor = errors.New("audit: change without an actor")
 
-// outboxLock serialises outbox writers from their event's id to their
-// commit, so that ids become visible in increasing order and a reader that
-// remembers the last id it saw never skips one committed later with a
-// smaller id. Changes by people and systems are few; the send path of a
-// campaign writes no event per message.
-const outboxLock = 0x4f5554424f58 // "OUTBOX"
-
 // Record writes the side records of change c, made by actor, in tx: an
 // audit entry when a user, an API key or an operator made it, and an outbox event
-// unless c.NoEvent. Call it last in the transaction: the outbox's lock is
-// held until commit.
+// unless c.NoEvent. The event is stamped with the transaction's id, which
+// orders it for readers (see EventsAfter) without a lock shared by all
+// writers. Nothing is notified here: a NOTIFY in every write transaction
+// serialises commits; writers call a Notifier after they commit.
 func Record(ctx context.Context, tx pgx.Tx, actor Actor, c Change) error {
 	if !actor.Valid() {
 		return fmt.Errorf("%w (%s)", ErrNoActor, c.Action)
@@ -82,18 +77,10 @@ func Record(ctx context.Context, tx pgx.Tx, actor Actor, c Change) error {
 		}
 	}
 	const q = `
-		WITH locked AS (SELECT pg_advisory_xact_lock($1))
 		INSERT INTO outbox (id, topic, object_type, object_id, actor, payload)
-		SELECT nextval('outbox_id_seq'), $2, $3, $4, $5, $6 FROM locked
-		RETURNING id`
-	var id int64
-	if err := tx.QueryRow(ctx, q, int64(outboxLock), c.Action, c.ObjectType, c.ObjectID, actor.String(), eventJSON).Scan(&id); err != nil {
+		VALUES (nextval('outbox_id_seq'), $1, $2, $3, $4, $5)`
+	if _, err := tx.Exec(ctx, q, c.Action, c.ObjectType, c.ObjectID, actor.String(), eventJSON); err != nil {
 		return fmt.Errorf("audit: outbox event %s: %w", c.Action, err)
-	}
-	// Live views wake on this instead of polling; it is delivered at commit
-	// and never when the change is rolled back.
-	if _, err := tx.Exec(ctx, "SELECT pg_notify('herald_outbox', $1)", fmt.Sprint(id)); err != nil {
-		return fmt.Errorf("audit: notify %s: %w", c.Action, err)
 	}
 	return nil
 }

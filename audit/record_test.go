@@ -150,7 +150,7 @@ func TestRecord(t *testing.T) {
 				}
 			})
 		}
-		var last int64
+		var last audit.Position
 		seen := 0
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
@@ -165,10 +165,10 @@ func TestRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, e := range events {
-				if e.ID <= last {
-					t.Fatalf("event %d after %d", e.ID, last)
+				if !e.Position.After(last) {
+					t.Fatalf("event %v after %v", e.Position, last)
 				}
-				last = e.ID
+				last = e.Position
 				if e.Topic == "order.test" && strings.HasPrefix(e.ObjectID, t.Name()) {
 					seen++
 				}

@@ -452,12 +452,14 @@ func (r *sendRun) send(ctx context.Context, devices []claimed, limiter *rate.Lim
 	for k, idx := range groups {
 		msg := c.Content.message(k.variant, k.platform, s.clickURL(c.ID, k.variant, k.platform))
 		msg.Data["campaign"] = s.actionToken(c.ID)
+		msg.Data["receipt"] = "{{receipt}}"
 		msg.CollapseKey = r.collapse
 		batchDevices := make([]delivery.Device, len(idx))
 		for j, i := range idx {
 			d := devices[i].device.ToDelivery()
 			d.Vars = map[string]string{"unsubscribe_url": s.optin.UnsubscribeURL(devices[i].subscriberID, r.unsubscribeList),
-				"reply_token": s.replyToken(c.ID, devices[i].subscriberID)}
+				"reply_token": s.replyToken(c.ID, devices[i].subscriberID),
+				"receipt":     s.receiptToken(c.ID, devices[i].device.ID)}
 			batchDevices[j] = d
 		}
 		for j, o := range r.sender.SendWith(ctx, msg, batchDevices, delivery.SendOptions{Limiter: limiter}) {

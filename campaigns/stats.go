@@ -32,18 +32,23 @@ type Stats struct {
 	Batches            map[string]int64 `json:"batches"`
 	RetryRounds        map[string]int64 `json:"retry_rounds"`
 	// Mended counts disagreements the reconciler mended for this campaign.
-	Mended     int64            `json:"mended"`
-	Clicks     int64            `json:"clicks"`
-	ActionTaps map[string]int64 `json:"action_taps"`
-	Replies    int64            `json:"replies"`
+	Mended int64 `json:"mended"`
+	Clicks int64 `json:"clicks"`
+	// ConfirmedDeliveries and Opens are receipts the devices reported, once
+	// per device, counted without recording who.
+	ConfirmedDeliveries int64            `json:"confirmed_deliveries"`
+	Opens               int64            `json:"opens"`
+	ActionTaps          map[string]int64 `json:"action_taps"`
+	Replies             int64            `json:"replies"`
 }
 
 // Stats reads a campaign's counters.
 func (s *Service) Stats(ctx context.Context, id int64) (*Stats, error) {
 	st := &Stats{FailedByReason: map[string]int64{}, Batches: map[string]int64{}, RetryRounds: map[string]int64{},
 		ActionTaps: map[string]int64{}}
-	err := s.pool.QueryRow(ctx, `SELECT status, audience_size, clicks, action_taps, replies, mended FROM campaigns WHERE id = $1`, id).
-		Scan(&st.Status, &st.AudienceSize, &st.Clicks, &st.ActionTaps, &st.Replies, &st.Mended)
+	err := s.pool.QueryRow(ctx, `SELECT status, audience_size, clicks, action_taps, replies, mended, confirmed_deliveries, opens
+		FROM campaigns WHERE id = $1`, id).
+		Scan(&st.Status, &st.AudienceSize, &st.Clicks, &st.ActionTaps, &st.Replies, &st.Mended, &st.ConfirmedDeliveries, &st.Opens)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

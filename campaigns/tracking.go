@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -127,20 +126,12 @@ func (s *Service) RecordAction(ctx context.Context, actor audit.Actor, token, ac
 		reply := 0
 		if a.Type == "reply" {
 			reply = 1
-			conversationID, added, err := conversations.Reply(ctx, tx, int64(subscriberID), c.AppID, c.ID, action, a.ReplyText)
+			_, added, err := conversations.CampaignReplyInTx(ctx, tx, actor, int64(subscriberID), c.AppID, c.ID, action, a.ReplyText)
 			if err != nil {
 				return err
 			}
 			if !added {
 				return nil // the same reply posted again: it landed and counted the first time
-			}
-			if actor.Kind == audit.KindSubscriber && actor.ID == 0 {
-				actor = actor.As(int64(subscriberID))
-			}
-			if err := audit.Record(ctx, tx, actor, audit.Change{Action: "conversation.reply", ObjectType: "conversation",
-				ObjectID: strconv.FormatInt(conversationID, 10), Summary: map[string]any{"campaign_id": c.ID, "action": action,
-					"subscriber_id": subscriberID}}); err != nil {
-				return err
 			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE campaigns SET

@@ -3,6 +3,7 @@ package campaigns_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -67,12 +68,19 @@ func TestRecordAction(t *testing.T) {
 		if st.Replies != 1 || st.ActionTaps["a0"] != 1 {
 			t.Fatalf("replies %d, taps %v; want one of each", st.Replies, st.ActionTaps)
 		}
-		convs, err := conversations.OfSubscriber(ctx, b.pool, b.member.subscriberID)
+		convs, _, err := conversations.OfSubscriber(ctx, b.pool, nil, b.member.subscriberID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(convs) != 1 || len(convs[0].Messages) != 1 {
 			t.Fatalf("conversations %+v, want one message", convs)
+		}
+		// The reply is a message linked to the campaign and its button, and
+		// it puts the conversation in the inbox.
+		m := convs[0].Messages[0]
+		if m.CampaignID == nil || *m.CampaignID != b.campaign.ID || m.Action == nil || *m.Action != "a0" ||
+			m.Origin != conversations.OriginCampaign || convs[0].Status != conversations.StatusOpen || convs[0].Unread != 1 {
+			t.Fatalf("reply %+v in %+v, want linked to campaign %d button a0, conversation open", m, convs[0], b.campaign.ID)
 		}
 	})
 }
@@ -114,9 +122,29 @@ func TestClicksAndActionsAreCounted(t *testing.T) {
 	if st.Clicks != 1 || st.ActionTaps["a0"] != 1 || st.ActionTaps["a1"] != 1 || st.Replies != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	convs := must(conversations.OfSubscriber(ctx, b.pool, m.subscriberID))
+	convs, _, err := conversations.OfSubscriber(ctx, b.pool, nil, m.subscriberID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(convs) != 1 || len(convs[0].Messages) != 1 || convs[0].Messages[0].Body != "Yes please" ||
 		convs[0].Messages[0].Author != "subscriber" || *convs[0].Messages[0].CampaignID != c.ID {
 		t.Fatalf("conversations %+v", convs)
+	}
+	// Receipts count once per device, reported again or not, and an open
+	// confirms the delivery too; a forged token counts nothing.
+	receipt := p.Data["receipt"]
+	if receipt == "" || strings.Contains(receipt, "{{") {
+		t.Fatalf("no receipt token in the push data: %v", p.Data)
+	}
+	for _, kind := range []string{"read", "delivered", "read"} {
+		if err := b.svc.Receipt(ctx, receipt, kind); err != nil {
+			t.Fatalf("receipt %s: %v", kind, err)
+		}
+	}
+	if err := b.svc.Receipt(ctx, receipt[:len(receipt)-2]+"AA", "read"); !errors.Is(err, campaigns.ErrBadToken) {
+		t.Fatalf("forged receipt: %v", err)
+	}
+	if st := must(b.svc.Stats(ctx, c.ID)); st.ConfirmedDeliveries != 1 || st.Opens != 1 {
+		t.Fatalf("receipts counted %d delivered, %d opened; want 1 and 1", st.ConfirmedDeliveries, st.Opens)
 	}
 }

@@ -73,6 +73,13 @@ type Config struct {
 	// run on one host. Jobs a crashed process left running under it are
 	// handed back when a process with the same identity starts.
 	WorkerID string
+	// AttachmentDir keeps conversation attachments as files in this
+	// directory (HERALD_ATTACHMENT_DIR); empty keeps them in PostgreSQL.
+	AttachmentDir string
+	// WebhookPrivateNetworks lets webhook URLs name loopback and private
+	// addresses (HERALD_WEBHOOK_PRIVATE_NETWORKS): for tests and receivers
+	// inside one's own network.
+	WebhookPrivateNetworks bool
 
 	// ProviderCAFile is a PEM bundle trusted for provider connections in
 	// addition to the system roots (HERALD_PROVIDER_CA_FILE): a provider
@@ -146,6 +153,8 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 		BatchSize:              r.integer("HERALD_BATCH_SIZE", 1000),
 		ShutdownGrace:          r.duration("HERALD_SHUTDOWN_GRACE", 25*time.Second),
 		WorkerID:               r.str("HERALD_WORKER_ID", ""),
+		AttachmentDir:          r.str("HERALD_ATTACHMENT_DIR", ""),
+		WebhookPrivateNetworks: r.boolean("HERALD_WEBHOOK_PRIVATE_NETWORKS", false),
 		SessionIdle:            r.duration("HERALD_SESSION_IDLE", 12*time.Hour),
 		SessionMaxAge:          r.duration("HERALD_SESSION_MAX_AGE", 7*24*time.Hour),
 		InvitationTTL:          r.duration("HERALD_INVITATION_TTL", 7*24*time.Hour),

@@ -1,10 +1,9 @@
-// Package conversations holds what subscribers say back: replies to campaigns
-// (quick-reply buttons) land in the subscriber's current conversation, where
-// support agents find them.
 package conversations
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,57 +12,99 @@ import (
 	"github.com/herald-im/herald/database"
 )
 
-// Conversation is a subscriber's exchange with the company.
+// Status is where a conversation stands.
+type Status string
+
+// The statuses of a conversation.
+const (
+	// StatusOpen waits for staff.
+	StatusOpen Status = "open"
+	// StatusPending waits for the subscriber; their next message opens it.
+	StatusPending Status = "pending"
+	// StatusSnoozed is put away until SnoozedUntil or the subscriber's next
+	// message, whichever comes first.
+	StatusSnoozed Status = "snoozed"
+	// StatusResolved is done; the subscriber's next message reopens it.
+	StatusResolved Status = "resolved"
+)
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	return s == StatusOpen || s == StatusPending || s == StatusSnoozed || s == StatusResolved
+}
+
+// Conversation is a subscriber's exchange with the company through one app.
 type Conversation struct {
-	ID            int64     `json:"id"`
-	SubscriberID  int64     `json:"subscriber_id"`
-	Status        string    `json:"status"`
-	CreatedAt     time.Time `json:"created_at"`
-	LastMessageAt time.Time `json:"last_message_at"`
-	Messages      []Message `json:"messages"`
+	ID            int64      `json:"id"`
+	SubscriberID  int64      `json:"subscriber_id"`
+	AppID         *int64     `json:"app_id"`
+	Status        Status     `json:"status"`
+	AssigneeID    *int64     `json:"assignee_id"`
+	AssigneeName  string     `json:"assignee_name,omitempty"`
+	TeamID        *int64     `json:"team_id"`
+	Labels        []string   `json:"labels"`
+	SnoozedUntil  *time.Time `json:"snoozed_until"`
+	WaitingSince  *time.Time `json:"waiting_since"`
+	Unread        int        `json:"unread"`
+	CreatedAt     time.Time  `json:"created_at"`
+	LastMessageAt time.Time  `json:"last_message_at"`
+	ResolvedAt    *time.Time `json:"resolved_at"`
+	// LastMessage is the newest message, notes included, in inbox lists.
+	LastMessage *Message `json:"last_message,omitempty"`
+	// Messages are filled only in the GDPR export.
+	Messages []Message `json:"messages,omitempty"`
 }
 
-// Message is one message in a conversation.
-type Message struct {
-	ID         int64     `json:"id"`
-	Author     string    `json:"author"`
-	Body       string    `json:"body"`
-	CampaignID *int64    `json:"campaign_id,omitempty"`
-	Action     *string   `json:"action,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+const conversationColumns = `c.id, c.subscriber_id, c.app_id, c.status, c.assignee_id, coalesce(u.name, ''), c.team_id,
+	c.labels, c.snoozed_until, c.waiting_since, c.unread, c.created_at, c.last_message_at, c.resolved_at`
+
+const conversationFrom = `conversations c LEFT JOIN users u ON u.id = c.assignee_id`
+
+func scanConversation(row pgx.Row) (*Conversation, error) {
+	var c Conversation
+	err := row.Scan(&c.ID, &c.SubscriberID, &c.AppID, &c.Status, &c.AssigneeID, &c.AssigneeName, &c.TeamID,
+		&c.Labels, &c.SnoozedUntil, &c.WaitingSince, &c.Unread, &c.CreatedAt, &c.LastMessageAt, &c.ResolvedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return &c, err
 }
 
-// Reply adds a subscriber's quick reply to a campaign to their current
-// conversation, opening one if they have none, and returns its id. A person
-// replies once per campaign and button: a reply posted again (a service
-// worker retrying) adds nothing and reports added false, so the caller
-// counts it once. Call it in the transaction that counts the reply.
-func Reply(ctx context.Context, db database.DB, subscriberID, appID, campaignID int64, action, body string) (conversationID int64, added bool, err error) {
-	// The row is the reply's idempotency key; a concurrent second post waits
-	// on it and then finds it taken. A person who was erased (or blocked)
-	// may still tap an old notification: their reply is dropped, so that
-	// erasure stays erasure.
-	tag, err := db.Exec(ctx, `INSERT INTO campaign_replies (campaign_id, subscriber_id, action)
-		SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM subscribers WHERE id = $2 AND state = 'active')
-		ON CONFLICT DO NOTHING`, campaignID, subscriberID, action)
-	if err != nil {
-		return 0, false, fmt.Errorf("conversations: record reply: %w", err)
+func getConversation(ctx context.Context, db database.DB, id int64, lock string) (*Conversation, error) {
+	c, err := scanConversation(db.QueryRow(ctx, `SELECT `+conversationColumns+` FROM `+conversationFrom+`
+		WHERE c.id = $1 `+lock, id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("conversations: get %d: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return 0, false, nil
+	return c, err
+}
+
+// Get returns a conversation.
+func (s *Service) Get(ctx context.Context, id int64) (*Conversation, error) {
+	return getConversation(ctx, s.pool, id, "")
+}
+
+// SubscriberConversation returns the conversation of a subscriber in an
+// app, or ErrNotFound before their first message.
+func (s *Service) SubscriberConversation(ctx context.Context, subscriberID, appID int64) (*Conversation, error) {
+	c, err := scanConversation(s.pool.QueryRow(ctx, `SELECT `+conversationColumns+` FROM `+conversationFrom+`
+		WHERE c.subscriber_id = $1 AND c.app_id = $2`, subscriberID, appID))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("conversations: subscriber conversation: %w", err)
 	}
-	var id int64
-	err = db.QueryRow(ctx, `INSERT INTO conversations (subscriber_id, app_id) VALUES ($1, $2)
-		ON CONFLICT (subscriber_id) WHERE status <> 'closed'
-		DO UPDATE SET last_message_at = now(), updated_at = now() RETURNING id`, subscriberID, appID).Scan(&id)
-	if err != nil {
-		return 0, false, fmt.Errorf("conversations: open: %w", err)
+	return c, err
+}
+
+// event is the payload of a conversation's outbox events: what a live
+// view needs to update without reading it back, and the ids a webhook
+// receiver or an erasure looks for.
+func (c *Conversation) event(extra map[string]any) map[string]any {
+	e := map[string]any{"conversation_id": c.ID, "subscriber_id": c.SubscriberID, "app_id": c.AppID, "status": c.Status,
+		"assignee_id": c.AssigneeID, "team_id": c.TeamID, "unread": c.Unread, "labels": c.Labels}
+	for k, v := range extra {
+		e[k] = v
 	}
-	if _, err := db.Exec(ctx, `INSERT INTO conversation_messages (conversation_id, author, body, campaign_id, action)
-		VALUES ($1, 'subscriber', $2, $3, $4)`, id, body, campaignID, action); err != nil {
-		return 0, false, fmt.Errorf("conversations: add reply: %w", err)
-	}
-	return id, true, nil
+	return e
 }
 
 // CampaignReply records that a subscriber replied to a campaign with one of
@@ -93,48 +134,92 @@ func CampaignReplies(ctx context.Context, db database.DB, subscriberID int64) ([
 	return out, nil
 }
 
-// OfSubscriber returns a subscriber's conversations with their messages,
-// oldest first, for the GDPR export.
-func OfSubscriber(ctx context.Context, db database.DB, subscriberID int64) ([]Conversation, error) {
-	rows, err := db.Query(ctx, `SELECT id, subscriber_id, status, created_at, last_message_at FROM conversations
-		WHERE subscriber_id = $1 ORDER BY id`, subscriberID)
-	if err != nil {
-		return nil, fmt.Errorf("conversations: list: %w", err)
-	}
-	convs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Conversation, error) {
-		var c Conversation
-		err := r.Scan(&c.ID, &c.SubscriberID, &c.Status, &c.CreatedAt, &c.LastMessageAt)
-		return c, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("conversations: list: %w", err)
-	}
-	for i := range convs {
-		rows, err := db.Query(ctx, `SELECT id, author, body, campaign_id, action, created_at FROM conversation_messages
-			WHERE conversation_id = $1 ORDER BY id`, convs[i].ID)
-		if err != nil {
-			return nil, fmt.Errorf("conversations: messages: %w", err)
-		}
-		convs[i].Messages, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) {
-			var m Message
-			err := r.Scan(&m.ID, &m.Author, &m.Body, &m.CampaignID, &m.Action, &m.CreatedAt)
-			return m, err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("conversations: messages: %w", err)
-		}
-	}
-	return convs, nil
+// ExportedAttachment is an attachment in a GDPR export, with its bytes.
+type ExportedAttachment struct {
+	Attachment
+	Data []byte `json:"data"`
 }
 
-// Erase deletes a subscriber's conversations and campaign replies (GDPR
-// art. 17). The campaigns' reply counts stay: they name nobody.
-func Erase(ctx context.Context, db database.DB, subscriberID int64) error {
-	if _, err := db.Exec(ctx, `DELETE FROM conversations WHERE subscriber_id = $1`, subscriberID); err != nil {
-		return fmt.Errorf("conversations: erase: %w", err)
+// OfSubscriber returns a subscriber's conversations with all their
+// messages (notes included: the export is for the data subject), oldest
+// first, and their attachments with their bytes, for the GDPR export.
+func OfSubscriber(ctx context.Context, db database.DB, storage Storage, subscriberID int64) ([]Conversation, []ExportedAttachment, error) {
+	rows, err := db.Query(ctx, `SELECT `+conversationColumns+` FROM `+conversationFrom+`
+		WHERE c.subscriber_id = $1 ORDER BY c.id`, subscriberID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("conversations: list: %w", err)
 	}
-	if _, err := db.Exec(ctx, `DELETE FROM campaign_replies WHERE subscriber_id = $1`, subscriberID); err != nil {
-		return fmt.Errorf("conversations: erase campaign replies: %w", err)
+	convs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Conversation, error) {
+		c, err := scanConversation(r)
+		if err != nil {
+			return Conversation{}, err
+		}
+		return *c, nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("conversations: unable to fetch conversation: %w", err)
+	}
+	for i := range convs {
+		if convs[i].Messages, err = messages(ctx, db, convs[i].ID, true, 0, 1<<30); err != nil {
+			return nil, nil, err
+		}
+	}
+	if storage == nil {
+		storage = PostgresStorage{}
+	}
+	atts, err := attachmentsOf(ctx, db, subscriberID)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]ExportedAttachment, 0, len(atts))
+	for _, a := range atts {
+		data, err := storage.Get(ctx, db, a.key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("conversations: export attachment %d: %w", a.ID, err)
+		}
+		out = append(out, ExportedAttachment{Attachment: a, Data: data})
+	}
+	return convs, out, nil
+}
+
+// Erase deletes a subscriber's conversations, messages, attachments (their
+// bytes too), campaign replies and the outbox events that carried their
+// messages (GDPR art. 17). The campaigns' reply counts stay: they name
+// nobody. Call it in the erasure's transaction.
+func Erase(ctx context.Context, tx pgx.Tx, storage Storage, subscriberID int64) error {
+	if storage == nil {
+		storage = PostgresStorage{}
+	}
+	atts, err := attachmentsOf(ctx, tx, subscriberID)
+	if err != nil {
+		return err
+	}
+	keys := make([]string, len(atts))
+	for i, a := range atts {
+		keys[i] = a.key
+	}
+	if err := storage.Delete(ctx, tx, keys); err != nil {
+		return fmt.Errorf("conversations: erase attachments: %w", err)
+	}
+	for _, q := range []string{
+		`DELETE FROM attachments WHERE subscriber_id = $1`,
+		`DELETE FROM conversations WHERE subscriber_id = $1`,
+		`DELETE FROM campaign_replies WHERE subscriber_id = $1`,
+		// Events keep what live views and webhooks were told, message text
+		// included: they go with the person.
+		`DELETE FROM outbox WHERE payload ? 'subscriber_id' AND payload->>'subscriber_id' = $1::bigint::text`,
+	} {
+		if _, err := tx.Exec(ctx, q, subscriberID); err != nil {
+			return fmt.Errorf("conversations: erase: %w", err)
+		}
 	}
 	return nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only for values that cannot fail to marshal
+	}
+	return b
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/conversations"
 	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/database/dbtest"
@@ -17,7 +18,7 @@ import (
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
-func TestReply(t *testing.T) {
+func TestCampaignReply(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
@@ -46,7 +47,7 @@ func TestReply(t *testing.T) {
 
 	messages := func(t *testing.T, b *testBundle) []conversations.Message {
 		t.Helper()
-		convs, err := conversations.OfSubscriber(ctx, b.tx, b.sub.ID)
+		convs, _, err := conversations.OfSubscriber(ctx, b.tx, nil, b.sub.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +62,7 @@ func TestReply(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		for i, want := range []bool{true, false} { // a service worker retrying its POST
-			_, added, err := conversations.Reply(ctx, b.tx, b.sub.ID, b.appID, b.campaignID, "a0", "Yes please")
+			_, added, err := conversations.CampaignReplyInTx(ctx, b.tx, audit.System("test"), b.sub.ID, b.appID, b.campaignID, "a0", "Yes please")
 			if err != nil || added != want {
 				t.Fatalf("post %d: added %v, %v; want added %v", i+1, added, err, want)
 			}
@@ -77,7 +78,7 @@ func TestReply(t *testing.T) {
 		if err := subscribers.Erase(ctx, b.tx, b.sub.ID); err != nil {
 			t.Fatal(err)
 		}
-		_, added, err := conversations.Reply(ctx, b.tx, b.sub.ID, b.appID, b.campaignID, "a0", "Yes please")
+		_, added, err := conversations.CampaignReplyInTx(ctx, b.tx, audit.System("test"), b.sub.ID, b.appID, b.campaignID, "a0", "Yes please")
 		if err != nil || added {
 			t.Fatalf("added %v, %v; an erased person's reply must not land", added, err)
 		}
@@ -94,7 +95,7 @@ func TestReply(t *testing.T) {
 			campaignID int64
 			action     string
 		}{{b.campaignID, "a0"}, {b.campaignID, "a1"}, {other, "a0"}} {
-			if _, added, err := conversations.Reply(ctx, b.tx, b.sub.ID, b.appID, r.campaignID, r.action, "Reply "+r.action); err != nil || !added {
+			if _, added, err := conversations.CampaignReplyInTx(ctx, b.tx, audit.System("test"), b.sub.ID, b.appID, r.campaignID, r.action, "Reply "+r.action); err != nil || !added {
 				t.Fatalf("reply %+v: added %v, %v", r, added, err)
 			}
 		}
@@ -113,10 +114,10 @@ func TestReply(t *testing.T) {
 	t.Run("EraseRemovesRepliesToo", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		if _, _, err := conversations.Reply(ctx, b.tx, b.sub.ID, b.appID, b.campaignID, "a0", "Yes please"); err != nil {
+		if _, _, err := conversations.CampaignReplyInTx(ctx, b.tx, audit.System("test"), b.sub.ID, b.appID, b.campaignID, "a0", "Yes please"); err != nil {
 			t.Fatal(err)
 		}
-		if err := conversations.Erase(ctx, b.tx, b.sub.ID); err != nil {
+		if err := conversations.Erase(ctx, b.tx, nil, b.sub.ID); err != nil {
 			t.Fatal(err)
 		}
 		if m := messages(t, b); len(m) != 0 {

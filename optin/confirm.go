@@ -115,7 +115,7 @@ func (s *Service) Confirm(ctx context.Context, actor audit.Actor, token string, 
 			return err
 		}
 		return audit.Record(ctx, tx, as(actor, c.subscriberID), audit.Change{Action: "membership.confirm", ObjectType: "subscriber",
-			ObjectID: strconv.FormatInt(c.subscriberID, 10), Summary: map[string]any{"list_id": c.listID}})
+			ObjectID: strconv.FormatInt(c.subscriberID, 10), Summary: map[string]any{"list_id": c.listID, "subscriber_id": c.subscriberID}})
 	})
 	if err != nil {
 		return nil, err

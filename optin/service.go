@@ -19,6 +19,7 @@ import (
 
 	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/audit"
+	"github.com/herald-im/herald/conversations"
 	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/invalid"
@@ -47,6 +48,12 @@ type Config struct {
 	// WebPush is where Web Push endpoints may point; a subscription whose
 	// endpoint it refuses is refused. nil allows any (tests).
 	WebPush *delivery.EndpointPolicy
+	// Attachments is where conversation attachments are kept, for export
+	// and erasure; nil means PostgreSQL.
+	Attachments conversations.Storage
+	// OnErase run in an erasure's transaction, for data kept elsewhere
+	// (webhook deliveries about the person).
+	OnErase []func(ctx context.Context, tx pgx.Tx, subscriberID int64) error
 	// Now is the clock; nil means time.Now. Tests move it to expire links.
 	Now func() time.Time
 }
@@ -284,7 +291,7 @@ func (s *Service) Subscribe(ctx context.Context, actor audit.Actor, req Subscrib
 		}
 		return audit.Record(ctx, tx, as(actor, res.SubscriberID), audit.Change{Action: "subscriber.subscribe", ObjectType: "subscriber",
 			ObjectID: strconv.FormatInt(res.SubscriberID, 10), Summary: map[string]any{"list_id": list.ID, "status": res.Status,
-				"platform": devParams.Platform, "identity_verified": verified}})
+				"platform": devParams.Platform, "identity_verified": verified, "subscriber_id": res.SubscriberID}})
 	})
 	if err != nil {
 		return nil, err

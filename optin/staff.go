@@ -45,7 +45,7 @@ func (s *Service) SetMembership(ctx context.Context, actor audit.Actor, listSlug
 				return err
 			}
 			return audit.Record(ctx, tx, actor, audit.Change{Action: "membership.confirm", ObjectType: "subscriber",
-				ObjectID: strconv.FormatInt(subscriberID, 10), Summary: map[string]any{"list_id": list.ID, "source": ev.Source}})
+				ObjectID: strconv.FormatInt(subscriberID, 10), Summary: map[string]any{"list_id": list.ID, "source": ev.Source, "subscriber_id": subscriberID}})
 		})
 	}
 	if err != nil {
@@ -59,6 +59,8 @@ func (s *Service) SetMembership(ctx context.Context, actor audit.Actor, listSlug
 type Export struct {
 	*subscribers.Export
 	Conversations []conversations.Conversation `json:"conversations"`
+	// Attachments are the files the subscriber sent, with their bytes.
+	Attachments []conversations.ExportedAttachment `json:"attachments"`
 	// CampaignReplies are the quick-reply buttons pressed, which outlive
 	// the conversations the replies landed in.
 	CampaignReplies []conversations.CampaignReply `json:"campaign_replies"`
@@ -73,7 +75,7 @@ func (s *Service) Export(ctx context.Context, subscriberID int64) (*Export, erro
 		if out.Export, err = subscribers.ExportData(ctx, tx, subscriberID); err != nil {
 			return err
 		}
-		if out.Conversations, err = conversations.OfSubscriber(ctx, tx, subscriberID); err != nil {
+		if out.Conversations, out.Attachments, err = conversations.OfSubscriber(ctx, tx, s.cfg.Attachments, subscriberID); err != nil {
 			return err
 		}
 		out.CampaignReplies, err = conversations.CampaignReplies(ctx, tx, subscriberID)
@@ -93,10 +95,15 @@ func (s *Service) Erase(ctx context.Context, actor audit.Actor, subscriberID int
 		if err := subscribers.Erase(ctx, tx, subscriberID); err != nil {
 			return err
 		}
-		if err := conversations.Erase(ctx, tx, subscriberID); err != nil {
+		if err := conversations.Erase(ctx, tx, s.cfg.Attachments, subscriberID); err != nil {
 			return err
 		}
+		for _, erase := range s.cfg.OnErase {
+			if err := erase(ctx, tx, subscriberID); err != nil {
+				return err
+			}
+		}
 		return audit.Record(ctx, tx, actor, audit.Change{Action: "subscriber.erase", ObjectType: "subscriber",
-			ObjectID: strconv.FormatInt(subscriberID, 10)})
+			ObjectID: strconv.FormatInt(subscriberID, 10), Summary: map[string]any{"subscriber_id": subscriberID}})
 	})
 }

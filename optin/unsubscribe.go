@@ -105,7 +105,7 @@ func (s *Service) Unsubscribe(ctx context.Context, actor audit.Actor, subscriber
 			return err
 		}
 		return audit.Record(ctx, tx, as(actor, subscriberID), audit.Change{Action: "membership.unsubscribe", ObjectType: "subscriber",
-			ObjectID: strconv.FormatInt(subscriberID, 10), Summary: map[string]any{"list_ids": left, "source": ev.Source}})
+			ObjectID: strconv.FormatInt(subscriberID, 10), Summary: map[string]any{"list_ids": left, "source": ev.Source, "subscriber_id": subscriberID}})
 	})
 }
 

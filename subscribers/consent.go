@@ -38,6 +38,8 @@ const (
 	SourceAdmin  ConsentSource = "admin"  // the admin API
 	SourceLink   ConsentSource = "link"   // a confirmation or unsubscribe link
 	SourceSystem ConsentSource = "system" // Herald itself (erasure)
+	// SourceKeyword is STOP or START written in a conversation.
+	SourceKeyword ConsentSource = "keyword"
 )
 
 // ConsentRecord is one append-only entry of consent history.

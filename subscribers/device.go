@@ -230,3 +230,17 @@ func (d *Device) ToDelivery() delivery.Device {
 		APNsSandbox: d.APNsEnvironment == "sandbox", P256dh: d.P256dh, Auth: d.Auth,
 	}
 }
+
+// DevicesByID returns the devices with the given ids, active or not, in id
+// order.
+func DevicesByID(ctx context.Context, db database.DB, ids []int64) ([]Device, error) {
+	rows, err := db.Query(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = ANY($1) ORDER BY id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("subscribers: devices by id: %w", err)
+	}
+	devices, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Device, error) { return scanDevice(r) })
+	if err != nil {
+		return nil, fmt.Errorf("subscribers: unable to fetch device: %w", err)
+	}
+	return devices, nil
+}

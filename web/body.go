@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/herald-im/herald/conversations"
 )
 
 // Request bodies, and how much of one Herald reads.
@@ -72,6 +74,8 @@ func (s *Server) bodyRule(method, path string) (limit int, streamed bool) {
 	switch {
 	case method == fiber.MethodPost && p == "/api/v1/imports":
 		return s.Config.MaxImportBytes, true
+	case method == fiber.MethodPost && p == "/public/v1/conversation/attachments":
+		return conversations.MaxAttachmentBytes, false
 	case (method == fiber.MethodPost || method == fiber.MethodPut || method == fiber.MethodPatch) &&
 		(strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/public/")):
 		return s.Config.MaxBodyBytes, false

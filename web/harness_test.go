@@ -25,7 +25,10 @@ import (
 	"github.com/herald-im/herald/apikeys"
 	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/campaigns"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/config"
+	"github.com/herald-im/herald/conversations"
+	"github.com/herald-im/herald/live"
 	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/delivery/simulator"
@@ -55,6 +58,8 @@ type env struct {
 	users *users.Service
 	app   *fiber.App
 	cfg   *config.Config
+	conv  *conversations.Service
+	hub   *live.Hub
 }
 
 var (
@@ -106,7 +111,14 @@ func newEnv(t *testing.T) *env {
 		PendingPurgeAfter: cfg.PendingPurgeAfter,
 	}, logger)
 	campaignSvc := campaigns.NewService(pool, dbtest.Inserter(pool), senders, svc, campaigns.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: 50}, logger)
+	notifier := audit.NewNotifier(pool, time.Millisecond, logger)
+	go notifier.Run(context.Background())
+	convSvc := conversations.NewService(pool, dbtest.Inserter(pool), senders, conversations.Config{Secret: cfg.Secret,
+		PublicURL: cfg.PublicURL, Notifier: notifier, Consent: svc}, logger)
+	hub := live.NewHub(pool, live.Config{Channels: []string{conversations.PresenceChannel}, PollInterval: 200 * time.Millisecond}, logger)
+	go hub.Run(context.Background())
 	workers := river.NewWorkers()
+	convSvc.AddWorkers(workers)
 	svc.AddWorkers(workers, nil)
 	campaignSvc.AddWorkers(workers, nil)
 	river.AddWorker(workers, &subscribers.ImportWorker{Pool: pool, Logger: logger})
@@ -114,6 +126,9 @@ func newEnv(t *testing.T) *env {
 		river.QueueDefault: {MaxWorkers: 5}, optin.QueueOptIn: {MaxWorkers: 20}, subscribers.QueueImports: {MaxWorkers: 2},
 	}
 	for name, q := range campaigns.Queues(4) {
+		queues[name] = q
+	}
+	for name, q := range conversations.Queues(4) {
 		queues[name] = q
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
@@ -130,9 +145,10 @@ func newEnv(t *testing.T) *env {
 		Password: users.Params{Memory: 1024, Time: 1, Threads: 1}}, logger)
 	app := web.New(web.Deps{
 		Config: cfg, Pool: pool, River: client, OptIn: svc, Campaigns: campaignSvc, Apps: store, Subscribers: subscribers.NewService(pool, dbtest.Inserter(pool), logger), Users: userSvc, Logger: logger,
+		Conversations: convSvc, Hub: hub,
 		Registry: prometheus.NewRegistry(), Ready: func(ctx context.Context) error { return pool.Ping(ctx) },
 	})
-	return &env{pool: pool, sim: sim, store: store, optin: svc, river: client, users: userSvc, app: app, cfg: cfg}
+	return &env{pool: pool, sim: sim, store: store, optin: svc, river: client, users: userSvc, app: app, cfg: cfg, conv: convSvc, hub: hub}
 }
 
 // testBundle is one test's own app, list and API keys.

@@ -116,7 +116,7 @@ func (s *Server) publicHeaders(c *fiber.Ctx) error {
 func (s *Server) cors(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderAccessControlAllowOrigin, "*")
 	c.Set(fiber.HeaderAccessControlAllowMethods, "GET, POST, OPTIONS")
-	c.Set(fiber.HeaderAccessControlAllowHeaders, "Content-Type")
+	c.Set(fiber.HeaderAccessControlAllowHeaders, "Content-Type, Authorization, Last-Event-ID")
 	c.Set(fiber.HeaderAccessControlMaxAge, "600")
 	if c.Method() == fiber.MethodOptions {
 		return c.SendStatus(fiber.StatusNoContent)

@@ -18,6 +18,7 @@ import (
 	"github.com/herald-im/herald/apikeys"
 	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/campaigns"
+	"github.com/herald-im/herald/conversations"
 	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
@@ -102,6 +103,17 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	case errors.Is(err, optin.ErrTokenInvalid), errors.Is(err, optin.ErrTokenExpired):
 		return writeProblem(c, Problem{Type: "about:blank", Title: "Invalid token", Status: fiber.StatusUnauthorized,
 			Field: "subscriber_token", Reason: "is unknown or expired"})
+	case errors.Is(err, conversations.ErrNotFound):
+		return problem(c, fiber.StatusNotFound, "Not found", "")
+	case errors.Is(err, conversations.ErrConflict):
+		return problem(c, fiber.StatusConflict, "Conflict", strings.TrimPrefix(err.Error(), "conversations: "))
+	case errors.Is(err, conversations.ErrSubscriberGone):
+		return problem(c, fiber.StatusUnprocessableEntity, "Subscriber unreachable", strings.TrimPrefix(err.Error(), "conversations: "))
+	case errors.Is(err, conversations.ErrForbidden):
+		return problem(c, fiber.StatusForbidden, "Forbidden", strings.TrimPrefix(err.Error(), "conversations: "))
+	case errors.Is(err, conversations.ErrBadToken):
+		return writeProblem(c, Problem{Type: "about:blank", Title: "Invalid token", Status: fiber.StatusUnprocessableEntity,
+			Field: "token", Reason: "is not a token Herald issued, or it expired"})
 	case errors.Is(err, apikeys.ErrInvalid):
 		return problem(c, fiber.StatusUnauthorized, "Unauthorized", "send Authorization: Bearer <API key>")
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/herald-im/herald/access"
+	"github.com/herald-im/herald/config"
 	"github.com/herald-im/herald/users"
 	"github.com/herald-im/herald/web"
 )
@@ -103,6 +104,7 @@ func TestRoutePolicies(t *testing.T) {
 		":app", "no-such-app", ":platform", "apns", ":device", "999999998", ":user", "999999997", ":action", "pause",
 	)
 	fixtures := b.matrixFixtures()
+	convApp := b.appWith(func(c *config.Config) { c.RateLimitPerSubscriber = 1 << 20 })
 	realParams := func(path string) string {
 		id := fixtures.subscriber
 		switch {
@@ -114,6 +116,12 @@ func TestRoutePolicies(t *testing.T) {
 			id = fixtures.user
 		case strings.HasPrefix(path, "/api/v1/teams/"):
 			id = fixtures.team
+		case strings.HasPrefix(path, "/api/v1/conversations/"):
+			id = fixtures.conversation
+		case strings.HasPrefix(path, "/api/v1/messages/"):
+			id = fixtures.message
+		case strings.HasPrefix(path, "/api/v1/attachments/"), strings.HasPrefix(path, "/public/v1/conversation/attachments/"):
+			id = fixtures.attachment
 		}
 		slug := b.list
 		if strings.HasPrefix(path, "/api/v1/apps/") {
@@ -122,6 +130,9 @@ func TestRoutePolicies(t *testing.T) {
 		out := strings.NewReplacer(":id", id, ":slug", slug, ":list", b.list, ":app", b.appSlug, ":token", "no-such-token").Replace(path)
 		if strings.HasPrefix(path, "/l/") {
 			out += "?app=" + b.appSlug
+		}
+		if path == "/api/v1/conversations/search" {
+			out += "?q=matrix"
 		}
 		return out
 	}
@@ -225,7 +236,16 @@ func TestRoutePolicies(t *testing.T) {
 					req.form = url.Values{"email": {signInUser.Email}, "password": {testPassword}}
 				}
 			}
-			res := b.send(b.app, req)
+			app := b.app
+			if strings.HasPrefix(r.path, "/public/v1/conversation/") && r.path != "/public/v1/conversation/session" &&
+				r.method != http.MethodOptions {
+				// The subscriber's routes answer to their conversation token,
+				// whoever else the caller is; one subscriber makes all these
+				// calls, within a raised per-subscriber budget.
+				req.key, app = fixtures.conversationToken, convApp
+			}
+			req.stream = r.method == http.MethodGet && strings.HasSuffix(r.path, "/events")
+			res := b.send(app, req)
 			fmt.Fprintf(&matrix, " %-6d", res.status)
 			if res.header.Get("X-Content-Type-Options") != "nosniff" || res.header.Get("Content-Security-Policy") == "" ||
 				res.header.Get("Referrer-Policy") == "" {
@@ -271,7 +291,10 @@ func abbreviate(name string) string {
 }
 
 // matrixIDs are real objects for the matrix's reads.
-type matrixIDs struct{ subscriber, campaign, importID, user, team string }
+type matrixIDs struct {
+	subscriber, campaign, importID, user, team string
+	conversation, message, attachment, conversationToken string
+}
 
 func (b *testBundle) matrixFixtures() matrixIDs {
 	b.t.Helper()
@@ -286,5 +309,8 @@ func (b *testBundle) matrixFixtures() matrixIDs {
 	res = b.postJSON("/api/v1/teams", b.admin, map[string]any{"name": "Matrix " + randomSuffix()})
 	ids.team = fmt.Sprint(int64(res.json(b.t)["id"].(float64)))
 	ids.user = fmt.Sprint(b.newUser(access.RoleAgent).ID)
+	cf := b.conversationFixture()
+	ids.conversation, ids.message, ids.attachment = fmt.Sprint(cf.conversationID), fmt.Sprint(cf.messageID), fmt.Sprint(cf.attachmentID)
+	ids.conversationToken = cf.token
 	return ids
 }

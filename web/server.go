@@ -10,6 +10,7 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/config"
+	"github.com/herald-im/herald/conversations"
+	"github.com/herald-im/herald/live"
 	"github.com/herald-im/herald/migrations"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
@@ -48,7 +51,12 @@ type Deps struct {
 	// and imports.
 	Subscribers *subscribers.Service
 	// Users signs people in and manages their accounts and teams.
-	Users    *users.Service
+	Users *users.Service
+	// Conversations runs the inbox, replies and the subscribers' side of
+	// conversations.
+	Conversations *conversations.Service
+	// Hub carries committed events to the event streams.
+	Hub      *live.Hub
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	// Ready reports whether the process can serve (database reachable,
@@ -64,6 +72,8 @@ type Server struct {
 	subLimit *limiter
 	// proofLimit counts failed identity proofs per client address.
 	proofLimit *limiter
+	// typingLimit keeps one typing signal per subscriber every few seconds.
+	typingLimit *limiter
 	// keys issues and revokes API keys.
 	keys      *apikeys.Service
 	httpCount *prometheus.CounterVec
@@ -79,8 +89,9 @@ func New(d Deps) *fiber.App {
 		subLimit: newLimiter(d.Config.RateLimitPerSubscriber, time.Minute),
 		// As many failed proofs per address as requests per subscriber: a
 		// person mistyping is far below it, guessing far above.
-		proofLimit: newLimiter(d.Config.RateLimitPerSubscriber, time.Minute),
-		keys:       apikeys.NewService(d.Pool),
+		proofLimit:  newLimiter(d.Config.RateLimitPerSubscriber, time.Minute),
+		keys:        apikeys.NewService(d.Pool),
+		typingLimit: newLimiter(1, 3*time.Second),
 	}
 	s.registerMetrics()
 	app := fiber.New(fiber.Config{
@@ -197,6 +208,33 @@ func (s *Server) routes(r *router) {
 	r.add(get, "/api/v1/settings/security", adminOnly, s.getSecuritySettings)
 	r.add(put, "/api/v1/settings/security", adminOnly, s.putSecuritySettings)
 
+	// Conversations: admins and agents (API keys of those roles are bots
+	// and backend systems); marketers do not read them.
+	r.add(get, "/api/v1/conversations", adminOrAgent, s.listConversations)
+	r.add(get, "/api/v1/conversations/counts", adminOrAgent, s.conversationCounts)
+	r.add(get, "/api/v1/conversations/search", adminOrAgent, s.searchMessages)
+	r.add(get, "/api/v1/conversations/:id", adminOrAgent, checkParams, s.getConversation)
+	r.add(get, "/api/v1/conversations/:id/messages", adminOrAgent, checkParams, s.conversationMessages)
+	r.add(post, "/api/v1/conversations/:id/messages", adminOrAgent, checkParams, s.replyToConversation)
+	r.add(post, "/api/v1/conversations/:id/pick-up", adminOrAgent, checkParams, s.pickUpConversation)
+	r.add(post, "/api/v1/conversations/:id/assign", adminOrAgent, checkParams, s.assignConversation)
+	r.add(put, "/api/v1/conversations/:id/labels", adminOrAgent, checkParams, s.setConversationLabels)
+	r.add(post, "/api/v1/conversations/:id/:action", adminOrAgent, checkParams, s.conversationState)
+	r.add(get, "/api/v1/attachments/:id", adminOrAgent, checkParams, s.staffAttachment)
+	r.add(get, "/api/v1/canned-responses", adminOrAgent, s.listCanned)
+	r.add(post, "/api/v1/canned-responses", adminOrAgent, s.createCanned)
+	r.add(patch, "/api/v1/canned-responses/:id", adminOrAgent, checkParams, s.updateCanned)
+	r.add(del, "/api/v1/canned-responses/:id", adminOrAgent, checkParams, s.deleteCanned)
+	r.add(get, "/api/v1/agents", adminOrAgent, s.listAgents)
+	r.add(put, "/api/v1/agents/me", adminOrAgent, s.setMyAvailability)
+	r.add(put, "/api/v1/teams/:id/auto-assign", adminOnly, checkParams, s.setTeamAutoAssign)
+	r.add(put, "/api/v1/apps/:slug/inbox", adminOnly, checkParams, s.setAppInbox)
+	r.add(get, "/api/v1/lists/:slug/keywords", adminOrMarketer, checkParams, s.getListKeywords)
+	r.add(put, "/api/v1/lists/:slug/keywords", adminOrMarketer, checkParams, s.setListKeywords)
+	r.add(post, "/api/v1/messages", adminOrAgent, s.sendTransactional)
+	r.add(get, "/api/v1/messages/:id", adminOrAgent, checkParams, s.getMessage)
+	r.add(get, "/api/v1/events", anyStaff, s.staffEvents)
+
 	// The public API. Only its routes and the pages spend the per-address
 	// budget: each route has limitByIP (or a variant) of its own, so static
 	// files and unknown paths spend nothing.
@@ -206,8 +244,25 @@ func (s *Server) routes(r *router) {
 	r.add(post, "/public/v1/preferences", public, append(pub, s.limitByIP, s.publicPreferences)...)
 	r.add(post, "/public/v1/unsubscribe", public, append(pub, s.limitByIPDeferred, s.publicUnsubscribe)...)
 	r.add(post, "/public/v1/campaign-actions", public, append(pub, s.limitByIP, s.campaignActionTap)...)
+	r.add(post, "/public/v1/receipts", public, append(pub, s.limitByIP, s.receipt)...)
+	r.add(post, "/public/v1/message-actions", public, append(pub, s.limitByIP, s.messageButtonTap)...)
+	r.add(get, "/public/v1/attachments/:token", public, s.limitByIP, checkParams, s.attachmentBytes)
+	// A subscriber's conversation: one proof for a token, then the token.
+	// Clipped: each route's append must copy, not share, the prefix.
+	conv := slices.Clip(append(slices.Clip(pub), s.limitByIP, s.subscriberToken(false)))
+	r.add(post, "/public/v1/conversation/session", public, append(pub, s.limitByIP, s.conversationSession)...)
+	r.add(post, "/public/v1/conversation/messages", public, append(conv, s.subscriberSend)...)
+	r.add(get, "/public/v1/conversation/messages", public, append(conv, s.subscriberHistory)...)
+	r.add(post, "/public/v1/conversation/read", public, append(conv, s.subscriberRead)...)
+	r.add(post, "/public/v1/conversation/typing", public, append(conv, s.subscriberTyping)...)
+	r.add(post, "/public/v1/conversation/attachments", public, append(conv, s.subscriberUpload)...)
+	r.add(get, "/public/v1/conversation/attachments/:id", public, append(conv, checkParams, s.subscriberAttachment)...)
+	r.add(get, "/public/v1/conversation/events", public, append(pub, s.limitByIP, s.subscriberToken(true), s.subscriberEvents)...)
 	for _, path := range []string{"/public/v1/apps/:app", "/public/v1/subscribe", "/public/v1/preferences",
-		"/public/v1/unsubscribe", "/public/v1/campaign-actions"} {
+		"/public/v1/unsubscribe", "/public/v1/campaign-actions", "/public/v1/receipts", "/public/v1/message-actions",
+		"/public/v1/conversation/session", "/public/v1/conversation/messages", "/public/v1/conversation/read",
+		"/public/v1/conversation/typing", "/public/v1/conversation/attachments", "/public/v1/conversation/attachments/:id",
+		"/public/v1/conversation/events"} {
 		r.add(fiber.MethodOptions, path, public, s.publicHeaders) // CORS preflight
 	}
 

@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/herald-im/herald/access"
 	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/users"
+	"github.com/herald-im/herald/web"
 )
 
 // request is one HTTP request as a browser or a script would send it.
@@ -27,6 +31,9 @@ type request struct {
 	ip           string
 	json         []byte
 	form         url.Values
+	// stream sends the request to app over a real connection and returns
+	// once the answer's headers arrive: an event stream never ends.
+	stream bool
 }
 
 // send sends r through app.
@@ -66,6 +73,9 @@ func (b *testBundle) send(app *fiber.App, r request) *response {
 	}
 	req.Header.Set("X-Forwarded-For", ip)
 	req.Header.Set("User-Agent", "herald-test/1.0")
+	if r.stream {
+		return b.sendStream(app, req)
+	}
 	resp, err := app.Test(req, 30_000)
 	if err != nil {
 		b.t.Fatal(err)
@@ -121,4 +131,48 @@ func (b *testBundle) keyFor(role access.Role) string {
 		return b.marketer
 	}
 	return b.agent
+}
+
+var (
+	servedMu sync.Mutex
+	served   = map[*fiber.App]string{}
+)
+
+// sendStream sends req to app on a loopback listener (one per app, for the
+// package's run) and returns the status, headers and first bytes.
+func (b *testBundle) sendStream(app *fiber.App, req *http.Request) *response {
+	b.t.Helper()
+	servedMu.Lock()
+	addr, ok := served[app]
+	if !ok {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			servedMu.Unlock()
+			b.t.Fatal(err)
+		}
+		go web.Serve(app, ln)
+		addr = ln.Addr().String()
+		served[app] = addr
+	}
+	servedMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := http.NewRequestWithContext(ctx, req.Method, "http://"+addr+req.URL.RequestURI(), req.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	out.Header = req.Header.Clone()
+	resp, err := http.DefaultClient.Do(out)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 4096)
+	n := 0
+	if resp.StatusCode == http.StatusOK {
+		n, _ = io.ReadAtLeast(resp.Body, first, 1)
+	} else {
+		n, _ = io.ReadFull(resp.Body, first)
+	}
+	return &response{status: resp.StatusCode, header: resp.Header, body: first[:n]}
 }

@@ -26,10 +26,12 @@ import (
 	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/config"
+	"github.com/herald-im/herald/conversations"
 	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/delivery"
 	"github.com/herald-im/herald/delivery/simulator"
 	"github.com/herald-im/herald/lease"
+	"github.com/herald-im/herald/live"
 	"github.com/herald-im/herald/migrations"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/secrets"
@@ -132,7 +134,7 @@ func serve(args []string) error {
 	optinSvc := optin.NewService(pool, inserter, appStore, senders, mailer, optin.Config{
 		PublicURL: cfg.PublicURL, Secret: cfg.Secret, ConfirmTokenTTL: cfg.ConfirmTokenTTL,
 		UnsubscribeTokenTTL: cfg.UnsubscribeTokenTTL, SubscriberTokenTTL: cfg.SubscriberTokenTTL,
-		PendingPurgeAfter: cfg.PendingPurgeAfter, WebPush: webPush,
+		PendingPurgeAfter: cfg.PendingPurgeAfter, WebPush: webPush, Attachments: attachmentStorage(cfg),
 	}, logger)
 
 	subscriberSvc := subscribers.NewService(pool, inserter, logger)
@@ -143,6 +145,19 @@ func serve(args []string) error {
 		PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: cfg.BatchSize,
 	}, logger)
 	registry.MustRegister(campaignSvc.Collectors()...)
+
+	// Live events: committed changes are announced with a debounced
+	// NOTIFY (never one per write transaction) and fanned out by the hub.
+	notifier := audit.NewNotifier(pool, 5*time.Millisecond, logger)
+	go notifier.Run(ctx)
+	conversationSvc := conversations.NewService(pool, inserter, senders, conversations.Config{
+		Secret: cfg.Secret, PublicURL: cfg.PublicURL, Storage: attachmentStorage(cfg), Notifier: notifier, Consent: optinSvc,
+	}, logger)
+	registry.MustRegister(conversationSvc.Collectors()...)
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHub()
+	hub := live.NewHub(pool, live.Config{Channels: []string{conversations.PresenceChannel}}, logger)
+	registry.MustRegister(hub.Collectors()...)
 
 	// A worker process holds a stable identity for as long as it lives, and
 	// takes back at once the jobs it left running when it last stopped
@@ -171,7 +186,7 @@ func serve(args []string) error {
 				"worker_id", identity.ID(), "count", n)
 		}
 	}
-	riverClient, err := newRiverClient(cfg, pool, logger, optinSvc, campaignSvc, usersSvc, identity, func(o delivery.Outcome) {
+	riverClient, err := newRiverClient(cfg, pool, logger, optinSvc, campaignSvc, usersSvc, conversationSvc, identity, func(o delivery.Outcome) {
 		outcomes.WithLabelValues(string(o.Platform), string(o.Class)).Inc()
 	})
 	if err != nil {
@@ -198,8 +213,14 @@ func serve(args []string) error {
 		ShutdownWithTimeout(time.Duration) error
 	}
 	if !*workersOnly {
+		go func() {
+			if err := hub.Run(hubCtx); err != nil {
+				logger.Error("live hub stopped", "error", err)
+			}
+		}()
 		httpApp := web.New(web.Deps{
-			Config: cfg, Pool: pool, River: riverClient, OptIn: optinSvc, Campaigns: campaignSvc, Apps: appStore, Subscribers: subscriberSvc, Users: usersSvc, Logger: logger,
+			Config: cfg, Pool: pool, River: riverClient, OptIn: optinSvc, Campaigns: campaignSvc, Apps: appStore, Subscribers: subscriberSvc, Users: usersSvc,
+			Conversations: conversationSvc, Hub: hub, Logger: logger,
 			Registry: registry, Ready: func(ctx context.Context) error { return ready(ctx, pool) },
 		})
 		app = httpApp
@@ -239,6 +260,9 @@ func serve(args []string) error {
 		// than let two processes work them.
 		runErr, grace = fmt.Errorf("worker identity lost: %w", err), time.Second
 	}
+	// Event streams end first (clients reconnect elsewhere with
+	// Last-Event-ID); an open stream would hold the HTTP shutdown.
+	stopHub()
 	shutdown(logger, grace, app, campaignSvc, riverClient, !*apiOnly)
 	return runErr
 }
@@ -330,6 +354,15 @@ func allowSimulator(p *delivery.EndpointPolicy, simURL string) error {
 	return nil
 }
 
+// attachmentStorage is where attachment bytes go: a directory if
+// HERALD_ATTACHMENT_DIR names one, else PostgreSQL.
+func attachmentStorage(cfg *config.Config) conversations.Storage {
+	if cfg.AttachmentDir != "" {
+		return conversations.DiskStorage{Dir: cfg.AttachmentDir}
+	}
+	return conversations.PostgresStorage{}
+}
+
 func ready(ctx context.Context, pool *pgxpool.Pool) error {
 	if err := pool.Ping(ctx); err != nil {
 		return fmt.Errorf("database: %w", err)
@@ -340,8 +373,9 @@ func ready(ctx context.Context, pool *pgxpool.Pool) error {
 // newRiverClient builds the River client; without an identity it only
 // inserts.
 func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger, optinSvc *optin.Service, campaignSvc *campaigns.Service,
-	usersSvc *users.Service, identity *lease.Lease, observe optin.DeliveryObserver) (*river.Client[pgx.Tx], error) {
+	usersSvc *users.Service, conversationSvc *conversations.Service, identity *lease.Lease, observe optin.DeliveryObserver) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
+	conversationSvc.AddWorkers(workers)
 	optinSvc.AddWorkers(workers, observe)
 	campaignSvc.AddWorkers(workers, observe)
 	usersSvc.AddWorkers(workers)
@@ -363,9 +397,15 @@ func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger
 		for name, q := range campaigns.Queues(8) {
 			cfg.Queues[name] = q
 		}
+		// Conversation pushes have workers of their own: a broadcast that
+		// fills the campaign queues never delays an answer.
+		for name, q := range conversations.Queues(20) {
+			cfg.Queues[name] = q
+		}
 		cfg.FetchCooldown = 20 * time.Millisecond
 		cfg.PeriodicJobs = []*river.PeriodicJob{optin.PurgePeriodicJob(), campaigns.ReconcilePeriodicJob(), database.AnalyzePeriodicJob(),
 			users.PurgePeriodicJob()}
+		cfg.PeriodicJobs = append(cfg.PeriodicJobs, conversations.PeriodicJobs()...)
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
