@@ -2,12 +2,23 @@ package web_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/netip"
+	"time"
 
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/conversations"
+	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/delivery"
+	"github.com/herald-im/herald/live"
 	"github.com/herald-im/herald/subscribers"
+	"github.com/herald-im/herald/web"
 )
 
 // convFixture is a subscriber with a device, a conversation token, a
@@ -48,4 +59,26 @@ func (b *testBundle) conversationFixture() convFixture {
 	}
 	f.conversationID, f.messageID, f.attachmentID = m.ConversationID, m.ID, a.ID
 	return f
+}
+
+// secondProcess is another Herald over the same database, as a second
+// `herald serve` would be: its own pool, its own hub listening on its own
+// connection, its own services.
+func (b *testBundle) secondProcess() (*fiber.App, func()) {
+	b.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pool, err := pgxpool.NewWithConfig(ctx, b.pool.Config())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hub := live.NewHub(pool, live.Config{Channels: []string{conversations.PresenceChannel}, PollInterval: 5 * time.Second}, logger)
+	go hub.Run(ctx)
+	senders := apps.NewSenders(pool, b.store, delivery.Options{RootCAs: b.sim.CertPool()}, logger)
+	conv := conversations.NewService(pool, dbtest.Inserter(pool), senders, conversations.Config{Secret: b.cfg.Secret,
+		PublicURL: b.cfg.PublicURL}, logger)
+	app := web.New(web.Deps{Config: b.cfg, Pool: pool, River: b.river, OptIn: b.optin, Apps: b.store, Users: b.users,
+		Subscribers: subscribers.NewService(pool, dbtest.Inserter(pool), nil), Conversations: conv, Hub: hub,
+		Logger: logger, Registry: prometheus.NewRegistry(), Ready: func(ctx context.Context) error { return pool.Ping(ctx) }})
+	return app, func() { cancel(); pool.Close() }
 }

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -17,7 +18,9 @@ func (b *testBundle) rowCounts() map[string]int {
 	b.t.Helper()
 	out := map[string]int{}
 	for _, table := range []string{"subscribers", "devices", "memberships", "consent_records", "subscriber_tokens", "lists", "imports",
-		"users", "access_links", "teams", "team_members", "settings", "api_keys", "audit_log", "outbox"} {
+		"users", "access_links", "teams", "team_members", "settings", "api_keys", "audit_log", "outbox",
+		"conversations", "conversation_messages", "message_deliveries", "attachments", "attachment_blobs", "canned_responses",
+		"campaign_receipts", "conversation_viewers"} {
 		var n int
 		if err := b.pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 			b.t.Fatal(err)
@@ -46,6 +49,26 @@ func TestHostileInput(t *testing.T) {
 		}
 	}
 	ext := "user-" + randomSuffix()
+	// Each subscriber call spends that subscriber's budget: the calls go
+	// out as many subscribers, made here before the counts are taken.
+	theirs := b.conversationFixture()
+	rows, err := b.pool.Query(context.Background(), `INSERT INTO subscribers (state) SELECT 'active' FROM generate_series(1, 200) RETURNING id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var callers []string
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		tok, _ := b.conv.SessionToken(id, b.appID)
+		callers = append(callers, tok)
+	}
+	rows.Close()
+	ctok := func() string {
+		tok := callers[0]
+		callers = callers[1:]
+		return tok
+	}
 	tests := []struct {
 		name        string
 		method      string
@@ -124,6 +147,51 @@ func TestHostileInput(t *testing.T) {
 		{"audit log bad actor type", "GET", "/api/v1/audit-log?actor_type=root", b.admin, "", nil, 422, "actor_type"},
 		{"audit log bad cursor", "GET", "/api/v1/audit-log?before=-1", b.admin, "", nil, 422, "before"},
 		{"audit log page too big", "GET", "/api/v1/audit-log?limit=501", b.admin, "", nil, 422, "limit"},
+		{"empty message", "POST", "/public/v1/conversation/messages", ctok(), "application/json", []byte(`{"body":"  "}`), 422, "body"},
+		{"message too long", "POST", "/public/v1/conversation/messages", ctok(), "application/json", []byte(`{"body":"` + strings.Repeat("x", 4001) + `"}`), 422, "body"},
+		{"oversized message body", "POST", "/public/v1/conversation/messages", ctok(), "application/json", []byte(`{"body":"` + strings.Repeat("x", 9000) + `"}`), 413, ""},
+		{"message unknown field", "POST", "/public/v1/conversation/messages", ctok(), "application/json", []byte(`{"body":"x","author":"agent"}`), 400, "author"},
+		{"message key with spaces", "POST", "/public/v1/conversation/messages", ctok(), "application/json", []byte(`{"body":"x","client_key":"a b"}`), 422, "client_key"},
+		{"another subscriber's attachment sent", "POST", "/public/v1/conversation/messages", ctok(), "application/json", []byte(fmt.Sprintf(`{"attachment_id":%d}`, theirs.attachmentID)), 422, "attachment_id"},
+		{"another subscriber's attachment read", "GET", fmt.Sprintf("/public/v1/conversation/attachments/%d", theirs.attachmentID), ctok(), "", nil, 404, ""},
+		{"forged conversation token", "GET", "/public/v1/conversation/messages", "cs_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "", nil, 401, "token"},
+		{"no conversation token", "POST", "/public/v1/conversation/messages", "", "application/json", []byte(`{"body":"x"}`), 401, ""},
+		{"history bad cursor", "GET", "/public/v1/conversation/messages?before=-4", ctok(), "", nil, 422, "before"},
+		{"read without id", "POST", "/public/v1/conversation/read", ctok(), "application/json", []byte(`{}`), 422, "up_to"},
+		{"file of the wrong type", "POST", "/public/v1/conversation/attachments", ctok(), "image/png", []byte("MZ\x90\x00 this is an executable"), 422, "file"},
+		{"html as an image", "POST", "/public/v1/conversation/attachments", ctok(), "image/png", []byte("<html><script>alert(1)</script></html>"), 422, "file"},
+		{"empty file", "POST", "/public/v1/conversation/attachments", ctok(), "image/png", []byte{}, 422, "file"},
+		{"oversized file", "POST", "/public/v1/conversation/attachments", ctok(), "image/png", append(append([]byte{}, pngBytes...), make([]byte, 10<<20)...), 413, ""},
+		{"forged attachment link", "GET", "/public/v1/attachments/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "", "", nil, 404, ""},
+		{"forged receipt token", "POST", "/public/v1/receipts", "", "application/json", []byte(`{"token":"m_AAAAAAAAAAAAAAAAAAAAAAAAAAAA","event":"read"}`), 422, "token"},
+		{"forged campaign receipt", "POST", "/public/v1/receipts", "", "application/json", []byte(`{"token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAA","event":"delivered"}`), 422, "token"},
+		{"receipt of an unknown kind", "POST", "/public/v1/receipts", "", "application/json", []byte(`{"token":"m_x","event":"opened"}`), 422, "event"},
+		{"forged button token", "POST", "/public/v1/message-actions", "", "application/json", []byte(`{"token":"m_AAAAAAAAAAAAAAAAAAAAAAAAAAAA","button":"b0"}`), 422, "token"},
+		{"session for an unknown app", "POST", "/public/v1/conversation/session", "", "application/json", []byte(`{"app":"nope-nope","subscriber_token":"x"}`), 422, "app"},
+		{"session without proof", "POST", "/public/v1/conversation/session", "", "application/json", []byte(`{"app":"` + b.appSlug + `"}`), 422, "subscriber_token"},
+		{"reply too long", "POST", fmt.Sprintf("/api/v1/conversations/%d/messages", theirs.conversationID), b.agent, "application/json", []byte(`{"body":"` + strings.Repeat("x", 4001) + `"}`), 422, "body"},
+		{"reply with four buttons", "POST", fmt.Sprintf("/api/v1/conversations/%d/messages", theirs.conversationID), b.agent, "application/json", []byte(`{"body":"x","buttons":[{"label":"a"},{"label":"b"},{"label":"c"},{"label":"d"}]}`), 422, "buttons"},
+		{"note with buttons", "POST", fmt.Sprintf("/api/v1/conversations/%d/messages", theirs.conversationID), b.agent, "application/json", []byte(`{"body":"x","private":true,"buttons":[{"label":"a"}]}`), 422, "buttons"},
+		{"button link not http", "POST", fmt.Sprintf("/api/v1/conversations/%d/messages", theirs.conversationID), b.agent, "application/json", []byte(`{"body":"x","buttons":[{"label":"a","url":"javascript:alert(1)"}]}`), 422, "buttons[0].url"},
+		{"unknown canned response", "POST", fmt.Sprintf("/api/v1/conversations/%d/messages", theirs.conversationID), b.agent, "application/json", []byte(`{"canned_response_id":999999999}`), 422, "canned_response_id"},
+		{"reply to no conversation", "POST", "/api/v1/conversations/999999999/messages", b.agent, "application/json", []byte(`{"body":"x"}`), 404, ""},
+		{"bad label", "PUT", fmt.Sprintf("/api/v1/conversations/%d/labels", theirs.conversationID), b.agent, "application/json", []byte(`{"labels":["ok","<b>"]}`), 422, "labels[1]"},
+		{"snooze into the past", "POST", fmt.Sprintf("/api/v1/conversations/%d/snooze", theirs.conversationID), b.agent, "application/json", []byte(`{"until":"2001-01-01T00:00:00Z"}`), 422, "until"},
+		{"assign to a marketer or nobody", "POST", fmt.Sprintf("/api/v1/conversations/%d/assign", theirs.conversationID), b.agent, "application/json", []byte(`{"assignee_id":999999999}`), 422, "assignee_id"},
+		{"assign nothing", "POST", fmt.Sprintf("/api/v1/conversations/%d/assign", theirs.conversationID), b.agent, "application/json", []byte(`{}`), 422, "assignee_id"},
+		{"inbox bad status", "GET", "/api/v1/conversations?status=closed", b.agent, "", nil, 422, "status"},
+		{"inbox bad cursor", "GET", "/api/v1/conversations?after=yesterday", b.agent, "", nil, 422, "after"},
+		{"inbox bad assignee", "GET", "/api/v1/conversations?assignee=everyone", b.agent, "", nil, 422, "assignee"},
+		{"search without words", "GET", "/api/v1/conversations/search", b.agent, "", nil, 422, "q"},
+		{"canned bad short code", "POST", "/api/v1/canned-responses", b.agent, "application/json", []byte(`{"short_code":"Hi There","title":"t","body":"b"}`), 422, "short_code"},
+		{"canned missing body", "POST", "/api/v1/canned-responses", b.agent, "application/json", []byte(`{"short_code":"hi"}`), 422, "short_code"},
+		{"availability of an API key", "PUT", "/api/v1/agents/me", b.agent, "application/json", []byte(`{"available":true}`), 422, "available"},
+		{"transactional without key", "POST", "/api/v1/messages", b.agent, "application/json", []byte(`{"app":"` + b.appSlug + `","subscriber_id":1,"body":"x"}`), 422, "idempotency_key"},
+		{"transactional to nobody", "POST", "/api/v1/messages", b.agent, "application/json", []byte(`{"app":"` + b.appSlug + `","subscriber_id":999999999,"idempotency_key":"k","body":"x"}`), 422, "subscriber_id"},
+		{"transactional without app", "POST", "/api/v1/messages", b.agent, "application/json", []byte(`{"subscriber_id":1,"idempotency_key":"k","body":"x"}`), 422, "app"},
+		{"transactional ttl too long", "POST", "/api/v1/messages", b.agent, "application/json", []byte(`{"app":"` + b.appSlug + `","subscriber_id":1,"idempotency_key":"k","body":"x","ttl_seconds":99999999}`), 422, "ttl_seconds"},
+		{"keywords too many", "PUT", "/api/v1/lists/" + b.list + "/keywords", b.admin, "application/json", []byte(`{"stop":["a","b","c","d","e","f","g","h","i","j","k"]}`), 422, "stop"},
+		{"keyword a sentence", "PUT", "/api/v1/lists/" + b.list + "/keywords", b.admin, "application/json", []byte(`{"help":["please help me"]}`), 422, "help[0]"},
 	}
 	// Text PostgreSQL cannot store, in every body-taking route and query
 	// parameter: each is a 422 naming the field, never a 500 (22021, 22P05).
@@ -167,6 +235,23 @@ func TestHostileInput(t *testing.T) {
 		{"POST", "/api/v1/teams", b.admin, `{"name":"t","description":"§"}`, "description"},
 		{"PATCH", "/api/v1/teams/1", b.admin, `{"name":"§"}`, "name"},
 		{"PUT", "/api/v1/settings/security", b.admin, `{"require_admin_totp":"§"}`, "require_admin_totp"},
+		{"POST", "/api/v1/conversations/" + fmt.Sprint(theirs.conversationID) + "/messages", b.agent, `{"body":"§"}`, "body"},
+		{"POST", "/api/v1/canned-responses", b.agent, `{"short_code":"hi","title":"§","body":"b"}`, "title"},
+		{"POST", "/api/v1/messages", b.agent, `{"app":"` + b.appSlug + `","subscriber_id":1,"idempotency_key":"k","body":"§"}`, "body"},
+	}
+	// The subscriber's message, from as many subscribers as there are cases.
+	for _, h := range hostileJSON {
+		tests = append(tests, struct {
+			name        string
+			method      string
+			path        string
+			key         string
+			contentType string
+			body        []byte
+			status      int
+			field       string
+		}{h.name + " in a subscriber's message", "POST", "/public/v1/conversation/messages", ctok(), "application/json",
+			[]byte(`{"body":"` + h.text + `"}`), 422, "body"})
 	}
 	for _, r := range bodies {
 		for _, h := range hostileJSON {

@@ -142,19 +142,7 @@ var (
 // package's run) and returns the status, headers and first bytes.
 func (b *testBundle) sendStream(app *fiber.App, req *http.Request) *response {
 	b.t.Helper()
-	servedMu.Lock()
-	addr, ok := served[app]
-	if !ok {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			servedMu.Unlock()
-			b.t.Fatal(err)
-		}
-		go web.Serve(app, ln)
-		addr = ln.Addr().String()
-		served[app] = addr
-	}
-	servedMu.Unlock()
+	addr := b.addrOf(app)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out, err := http.NewRequestWithContext(ctx, req.Method, "http://"+addr+req.URL.RequestURI(), req.Body)
@@ -175,4 +163,23 @@ func (b *testBundle) sendStream(app *fiber.App, req *http.Request) *response {
 		n, _ = io.ReadFull(resp.Body, first)
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: first[:n]}
+}
+
+// addrOf serves app on a loopback listener for the rest of the package's
+// run, once, and returns its address.
+func (b *testBundle) addrOf(app *fiber.App) string {
+	b.t.Helper()
+	servedMu.Lock()
+	defer servedMu.Unlock()
+	addr, ok := served[app]
+	if !ok {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		go web.Serve(app, ln)
+		addr = ln.Addr().String()
+		served[app] = addr
+	}
+	return addr
 }
