@@ -298,7 +298,7 @@ func abbreviate(name string) string {
 
 // matrixIDs are real objects for the matrix's reads.
 type matrixIDs struct {
-	subscriber, campaign, importID, user, team string
+	subscriber, campaign, importID, user, team           string
 	conversation, message, attachment, conversationToken string
 }
 
