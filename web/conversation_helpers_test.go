@@ -78,7 +78,7 @@ func (b *testBundle) secondProcess() (*fiber.App, func()) {
 	conv := conversations.NewService(pool, dbtest.Inserter(pool), senders, conversations.Config{Secret: b.cfg.Secret,
 		PublicURL: b.cfg.PublicURL}, logger)
 	app := web.New(web.Deps{Config: b.cfg, Pool: pool, River: b.river, OptIn: b.optin, Apps: b.store, Users: b.users,
-		Subscribers: subscribers.NewService(pool, dbtest.Inserter(pool), nil), Conversations: conv, Hub: hub,
+		Subscribers: subscribers.NewService(pool, dbtest.Inserter(pool), nil), Conversations: conv, Hub: hub, Webhooks: b.hooks,
 		Logger: logger, Registry: prometheus.NewRegistry(), Ready: func(ctx context.Context) error { return pool.Ping(ctx) }})
 	return app, func() { cancel(); pool.Close() }
 }

@@ -34,7 +34,7 @@ func TestWebPushEndpointPolicy(t *testing.T) {
 		WebPush: policy}, logger)
 	camp := campaigns.NewService(b.pool, dbtest.Inserter(b.pool), senders, svc, campaigns.Config{PublicURL: b.cfg.PublicURL, Secret: b.cfg.Secret}, logger)
 	app := web.New(web.Deps{Config: b.cfg, Pool: b.pool, River: b.river, OptIn: svc, Campaigns: camp, Apps: b.store, Users: b.users, Subscribers: subscribers.NewService(b.pool, dbtest.Inserter(b.pool), nil), Logger: logger,
-		Conversations: b.conv, Hub: b.hub,
+		Conversations: b.conv, Hub: b.hub, Webhooks: b.hooks,
 		Registry: prometheus.NewRegistry(), Ready: func(ctx context.Context) error { return b.pool.Ping(ctx) }})
 	keys := b.webPushSubscription()
 	subscribe := func(endpoint string) *response {

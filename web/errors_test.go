@@ -40,7 +40,7 @@ func TestDatabaseFailuresAreNotHidden(t *testing.T) {
 		senders := apps.NewSenders(pool, b.store, delivery.Options{RootCAs: b.sim.CertPool()}, logger)
 		camp := campaigns.NewService(pool, dbtest.Inserter(pool), senders, b.optin, campaigns.Config{PublicURL: b.cfg.PublicURL, Secret: b.cfg.Secret, BatchSize: 50}, logger)
 		return web.New(web.Deps{Config: b.cfg, Pool: pool, River: b.river, OptIn: b.optin, Campaigns: camp, Apps: b.store, Users: b.users, Subscribers: subscribers.NewService(pool, dbtest.Inserter(pool), nil),
-			Conversations: conversations.NewService(pool, dbtest.Inserter(pool), senders, conversations.Config{Secret: b.cfg.Secret}, logger), Hub: b.hub,
+			Conversations: conversations.NewService(pool, dbtest.Inserter(pool), senders, conversations.Config{Secret: b.cfg.Secret}, logger), Hub: b.hub, Webhooks: b.hooks,
 			Logger: logger, Registry: prometheus.NewRegistry(), Ready: func(ctx context.Context) error { return pool.Ping(ctx) }})
 	}
 

@@ -36,6 +36,7 @@ import (
 	"github.com/herald-im/herald/subscribers"
 	"github.com/herald-im/herald/users"
 	"github.com/herald-im/herald/web"
+	"github.com/herald-im/herald/webhooks"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -60,6 +61,7 @@ type env struct {
 	cfg   *config.Config
 	conv  *conversations.Service
 	hub   *live.Hub
+	hooks *webhooks.Service
 }
 
 var (
@@ -117,8 +119,10 @@ func newEnv(t *testing.T) *env {
 		PublicURL: cfg.PublicURL, Notifier: notifier, Consent: svc}, logger)
 	hub := live.NewHub(pool, live.Config{Channels: []string{conversations.PresenceChannel}, PollInterval: 200 * time.Millisecond}, logger)
 	go hub.Run(context.Background())
+	hooks := webhooks.NewService(pool, dbtest.Inserter(pool), webhooks.Config{Secret: cfg.Secret, AllowPrivate: true}, logger)
 	workers := river.NewWorkers()
 	convSvc.AddWorkers(workers)
+	hooks.AddWorkers(workers)
 	svc.AddWorkers(workers, nil)
 	campaignSvc.AddWorkers(workers, nil)
 	river.AddWorker(workers, &subscribers.ImportWorker{Pool: pool, Logger: logger})
@@ -131,9 +135,12 @@ func newEnv(t *testing.T) *env {
 	for name, q := range conversations.Queues(4) {
 		queues[name] = q
 	}
+	for name, q := range webhooks.Queues(4) {
+		queues[name] = q
+	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Workers: workers, Logger: logger, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond,
-		Queues: queues,
+		Queues: queues, PeriodicJobs: []*river.PeriodicJob{webhooks.DispatchPeriodicJob()},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -145,10 +152,10 @@ func newEnv(t *testing.T) *env {
 		Password: users.Params{Memory: 1024, Time: 1, Threads: 1}}, logger)
 	app := web.New(web.Deps{
 		Config: cfg, Pool: pool, River: client, OptIn: svc, Campaigns: campaignSvc, Apps: store, Subscribers: subscribers.NewService(pool, dbtest.Inserter(pool), logger), Users: userSvc, Logger: logger,
-		Conversations: convSvc, Hub: hub,
+		Conversations: convSvc, Hub: hub, Webhooks: hooks,
 		Registry: prometheus.NewRegistry(), Ready: func(ctx context.Context) error { return pool.Ping(ctx) },
 	})
-	return &env{pool: pool, sim: sim, store: store, optin: svc, river: client, users: userSvc, app: app, cfg: cfg, conv: convSvc, hub: hub}
+	return &env{pool: pool, sim: sim, store: store, optin: svc, river: client, users: userSvc, app: app, cfg: cfg, conv: convSvc, hub: hub, hooks: hooks}
 }
 
 // testBundle is one test's own app, list and API keys.

@@ -20,7 +20,7 @@ func (b *testBundle) rowCounts() map[string]int {
 	for _, table := range []string{"subscribers", "devices", "memberships", "consent_records", "subscriber_tokens", "lists", "imports",
 		"users", "access_links", "teams", "team_members", "settings", "api_keys", "audit_log", "outbox",
 		"conversations", "conversation_messages", "message_deliveries", "attachments", "attachment_blobs", "canned_responses",
-		"campaign_receipts", "conversation_viewers"} {
+		"campaign_receipts", "conversation_viewers", "webhook_endpoints"} {
 		var n int
 		if err := b.pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 			b.t.Fatal(err)
@@ -191,6 +191,10 @@ func TestHostileInput(t *testing.T) {
 		{"transactional without app", "POST", "/api/v1/messages", b.agent, "application/json", []byte(`{"subscriber_id":1,"idempotency_key":"k","body":"x"}`), 422, "app"},
 		{"transactional ttl too long", "POST", "/api/v1/messages", b.agent, "application/json", []byte(`{"app":"` + b.appSlug + `","subscriber_id":1,"idempotency_key":"k","body":"x","ttl_seconds":99999999}`), 422, "ttl_seconds"},
 		{"keywords too many", "PUT", "/api/v1/lists/" + b.list + "/keywords", b.admin, "application/json", []byte(`{"stop":["a","b","c","d","e","f","g","h","i","j","k"]}`), 422, "stop"},
+		{"webhook not http", "POST", "/api/v1/webhooks", b.admin, "application/json", []byte(`{"url":"ftp://crm.example.com/x"}`), 422, "url"},
+		{"webhook with a password", "POST", "/api/v1/webhooks", b.admin, "application/json", []byte(`{"url":"https://u:p@crm.example.com/x"}`), 422, "url"},
+		{"webhook unknown event", "POST", "/api/v1/webhooks", b.admin, "application/json", []byte(`{"url":"https://crm.example.com/x","events":["everything"]}`), 422, "events[0]"},
+		{"webhook rotation too long", "POST", "/api/v1/webhooks/999999999/rotate-secret", b.admin, "application/json", []byte(`{"overlap_seconds":99999999}`), 422, "overlap_seconds"},
 		{"keyword a sentence", "PUT", "/api/v1/lists/" + b.list + "/keywords", b.admin, "application/json", []byte(`{"help":["please help me"]}`), 422, "help[0]"},
 	}
 	// Text PostgreSQL cannot store, in every body-taking route and query
@@ -237,6 +241,7 @@ func TestHostileInput(t *testing.T) {
 		{"PUT", "/api/v1/settings/security", b.admin, `{"require_admin_totp":"§"}`, "require_admin_totp"},
 		{"POST", "/api/v1/conversations/" + fmt.Sprint(theirs.conversationID) + "/messages", b.agent, `{"body":"§"}`, "body"},
 		{"POST", "/api/v1/canned-responses", b.agent, `{"short_code":"hi","title":"§","body":"b"}`, "title"},
+		{"POST", "/api/v1/webhooks", b.admin, `{"url":"https://crm.example.com/x","description":"§"}`, "description"},
 		{"POST", "/api/v1/messages", b.agent, `{"app":"` + b.appSlug + `","subscriber_id":1,"idempotency_key":"k","body":"§"}`, "body"},
 	}
 	// The subscriber's message, from as many subscribers as there are cases.

@@ -23,6 +23,7 @@ import (
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
 	"github.com/herald-im/herald/users"
+	"github.com/herald-im/herald/webhooks"
 )
 
 // Problem is an RFC 9457 problem document.
@@ -103,7 +104,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	case errors.Is(err, optin.ErrTokenInvalid), errors.Is(err, optin.ErrTokenExpired):
 		return writeProblem(c, Problem{Type: "about:blank", Title: "Invalid token", Status: fiber.StatusUnauthorized,
 			Field: "subscriber_token", Reason: "is unknown or expired"})
-	case errors.Is(err, conversations.ErrNotFound):
+	case errors.Is(err, conversations.ErrNotFound), errors.Is(err, webhooks.ErrNotFound):
 		return problem(c, fiber.StatusNotFound, "Not found", "")
 	case errors.Is(err, conversations.ErrConflict):
 		return problem(c, fiber.StatusConflict, "Conflict", strings.TrimPrefix(err.Error(), "conversations: "))

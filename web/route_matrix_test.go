@@ -121,6 +121,8 @@ func TestRoutePolicies(t *testing.T) {
 			id = fixtures.conversation
 		case strings.HasPrefix(path, "/api/v1/messages/"):
 			id = fixtures.message
+		case strings.HasPrefix(path, "/api/v1/webhooks/"):
+			id = fixtures.webhook
 		case strings.HasPrefix(path, "/api/v1/attachments/"), strings.HasPrefix(path, "/public/v1/conversation/attachments/"):
 			id = fixtures.attachment
 		}
@@ -300,6 +302,7 @@ func abbreviate(name string) string {
 type matrixIDs struct {
 	subscriber, campaign, importID, user, team           string
 	conversation, message, attachment, conversationToken string
+	webhook                                              string
 }
 
 func (b *testBundle) matrixFixtures() matrixIDs {
@@ -318,5 +321,7 @@ func (b *testBundle) matrixFixtures() matrixIDs {
 	cf := b.conversationFixture()
 	ids.conversation, ids.message, ids.attachment = fmt.Sprint(cf.conversationID), fmt.Sprint(cf.messageID), fmt.Sprint(cf.attachmentID)
 	ids.conversationToken = cf.token
+	res = b.postJSON("/api/v1/webhooks", b.admin, map[string]any{"url": "https://crm.example.com/matrix"})
+	ids.webhook = fmt.Sprint(int64(res.json(b.t)["endpoint"].(map[string]any)["id"].(float64)))
 	return ids
 }

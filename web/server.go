@@ -30,6 +30,7 @@ import (
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
 	"github.com/herald-im/herald/users"
+	"github.com/herald-im/herald/webhooks"
 )
 
 //go:embed templates/*.html
@@ -56,7 +57,9 @@ type Deps struct {
 	// conversations.
 	Conversations *conversations.Service
 	// Hub carries committed events to the event streams.
-	Hub      *live.Hub
+	Hub *live.Hub
+	// Webhooks manages outbound webhook endpoints.
+	Webhooks *webhooks.Service
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	// Ready reports whether the process can serve (database reachable,
@@ -234,6 +237,14 @@ func (s *Server) routes(r *router) {
 	r.add(post, "/api/v1/messages", adminOrAgent, s.sendTransactional)
 	r.add(get, "/api/v1/messages/:id", adminOrAgent, checkParams, s.getMessage)
 	r.add(get, "/api/v1/events", anyStaff, s.staffEvents)
+	r.add(get, "/api/v1/webhooks", adminOnly, s.listWebhooks)
+	r.add(post, "/api/v1/webhooks", adminOnly, s.createWebhook)
+	r.add(get, "/api/v1/webhooks/:id", adminOnly, checkParams, s.getWebhook)
+	r.add(patch, "/api/v1/webhooks/:id", adminOnly, checkParams, s.updateWebhook)
+	r.add(del, "/api/v1/webhooks/:id", adminOnly, checkParams, s.deleteWebhook)
+	r.add(post, "/api/v1/webhooks/:id/rotate-secret", adminOnly, checkParams, s.rotateWebhookSecret)
+	r.add(get, "/api/v1/webhooks/:id/deliveries", adminOnly, checkParams, s.webhookDeliveries)
+	r.add(post, "/api/v1/webhooks/:id/deliveries/:delivery/redeliver", adminOnly, checkParams, s.redeliverWebhook)
 
 	// The public API. Only its routes and the pages spend the per-address
 	// budget: each route has limitByIP (or a variant) of its own, so static

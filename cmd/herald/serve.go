@@ -38,6 +38,7 @@ import (
 	"github.com/herald-im/herald/subscribers"
 	"github.com/herald-im/herald/users"
 	"github.com/herald-im/herald/web"
+	"github.com/herald-im/herald/webhooks"
 )
 
 func serve(args []string) error {
@@ -135,6 +136,7 @@ func serve(args []string) error {
 		PublicURL: cfg.PublicURL, Secret: cfg.Secret, ConfirmTokenTTL: cfg.ConfirmTokenTTL,
 		UnsubscribeTokenTTL: cfg.UnsubscribeTokenTTL, SubscriberTokenTTL: cfg.SubscriberTokenTTL,
 		PendingPurgeAfter: cfg.PendingPurgeAfter, WebPush: webPush, Attachments: attachmentStorage(cfg),
+		OnErase: []func(context.Context, pgx.Tx, int64) error{webhooks.EraseSubscriber},
 	}, logger)
 
 	subscriberSvc := subscribers.NewService(pool, inserter, logger)
@@ -154,6 +156,8 @@ func serve(args []string) error {
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL, Storage: attachmentStorage(cfg), Notifier: notifier, Consent: optinSvc,
 	}, logger)
 	registry.MustRegister(conversationSvc.Collectors()...)
+	webhookSvc := webhooks.NewService(pool, inserter, webhooks.Config{Secret: cfg.Secret, AllowPrivate: cfg.WebhookPrivateNetworks}, logger)
+	registry.MustRegister(webhookSvc.Collectors()...)
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
 	hub := live.NewHub(pool, live.Config{Channels: []string{conversations.PresenceChannel}}, logger)
@@ -186,7 +190,7 @@ func serve(args []string) error {
 				"worker_id", identity.ID(), "count", n)
 		}
 	}
-	riverClient, err := newRiverClient(cfg, pool, logger, optinSvc, campaignSvc, usersSvc, conversationSvc, identity, func(o delivery.Outcome) {
+	riverClient, err := newRiverClient(cfg, pool, logger, optinSvc, campaignSvc, usersSvc, conversationSvc, webhookSvc, identity, func(o delivery.Outcome) {
 		outcomes.WithLabelValues(string(o.Platform), string(o.Class)).Inc()
 	})
 	if err != nil {
@@ -220,7 +224,7 @@ func serve(args []string) error {
 		}()
 		httpApp := web.New(web.Deps{
 			Config: cfg, Pool: pool, River: riverClient, OptIn: optinSvc, Campaigns: campaignSvc, Apps: appStore, Subscribers: subscriberSvc, Users: usersSvc,
-			Conversations: conversationSvc, Hub: hub, Logger: logger,
+			Conversations: conversationSvc, Hub: hub, Webhooks: webhookSvc, Logger: logger,
 			Registry: registry, Ready: func(ctx context.Context) error { return ready(ctx, pool) },
 		})
 		app = httpApp
@@ -373,9 +377,11 @@ func ready(ctx context.Context, pool *pgxpool.Pool) error {
 // newRiverClient builds the River client; without an identity it only
 // inserts.
 func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger, optinSvc *optin.Service, campaignSvc *campaigns.Service,
-	usersSvc *users.Service, conversationSvc *conversations.Service, identity *lease.Lease, observe optin.DeliveryObserver) (*river.Client[pgx.Tx], error) {
+	usersSvc *users.Service, conversationSvc *conversations.Service, webhookSvc *webhooks.Service, identity *lease.Lease,
+	observe optin.DeliveryObserver) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	conversationSvc.AddWorkers(workers)
+	webhookSvc.AddWorkers(workers)
 	optinSvc.AddWorkers(workers, observe)
 	campaignSvc.AddWorkers(workers, observe)
 	usersSvc.AddWorkers(workers)
@@ -402,10 +408,14 @@ func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger
 		for name, q := range conversations.Queues(20) {
 			cfg.Queues[name] = q
 		}
+		for name, q := range webhooks.Queues(10) {
+			cfg.Queues[name] = q
+		}
 		cfg.FetchCooldown = 20 * time.Millisecond
 		cfg.PeriodicJobs = []*river.PeriodicJob{optin.PurgePeriodicJob(), campaigns.ReconcilePeriodicJob(), database.AnalyzePeriodicJob(),
 			users.PurgePeriodicJob()}
 		cfg.PeriodicJobs = append(cfg.PeriodicJobs, conversations.PeriodicJobs()...)
+		cfg.PeriodicJobs = append(cfg.PeriodicJobs, webhooks.DispatchPeriodicJob())
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
