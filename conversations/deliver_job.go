@@ -107,7 +107,7 @@ func (w *DeliverWorker) Work(ctx context.Context, job *river.Job[DeliverArgs]) e
 func (s *Service) pushMessage(m *Message, conv *Conversation, title string) *delivery.Message {
 	msg := &delivery.Message{Title: title, Body: m.Body, Priority: delivery.PriorityHigh,
 		CollapseKey: "c" + strconv.FormatInt(conv.ID, 10),
-		Data: map[string]string{"type": "conversation_message", "conversation_id": strconv.FormatInt(conv.ID, 10),
+		Data: map[string]string{"herald_type": "message", "conversation_id": strconv.FormatInt(conv.ID, 10),
 			"message_id": strconv.FormatInt(m.ID, 10), "receipt": s.ReceiptToken(m.ID, conv.SubscriberID)}}
 	if msg.Title == "" {
 		msg.Title = m.AuthorName
