@@ -7,6 +7,8 @@
 -- late, and writers need no common lock (see audit.EventsAfter).
 ALTER TABLE outbox ADD COLUMN tx xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX outbox_position_idx ON outbox (tx, id);
+-- The outbox is a queue: events older than a few days are purged.
+CREATE INDEX outbox_at_idx ON outbox (at);
 -- An erasure removes the events that carried a person's messages.
 CREATE INDEX outbox_subscriber_idx ON outbox ((payload->>'subscriber_id')) WHERE payload ? 'subscriber_id';
 

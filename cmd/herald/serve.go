@@ -387,6 +387,7 @@ func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger
 	usersSvc.AddWorkers(workers)
 	river.AddWorker(workers, &subscribers.ImportWorker{Pool: pool, Logger: logger})
 	river.AddWorker(workers, &database.AnalyzeWorker{DB: pool, Logger: logger})
+	river.AddWorker(workers, &audit.PurgeOutboxWorker{DB: pool, Logger: logger})
 	cfg := &river.Config{Workers: workers, Logger: logger, JobTimeout: conf.JobTimeout, RescueStuckJobsAfter: conf.RescueStuckAfter}
 	if identity != nil {
 		cfg.ID = identity.ID()
@@ -415,7 +416,7 @@ func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger
 		cfg.PeriodicJobs = []*river.PeriodicJob{optin.PurgePeriodicJob(), campaigns.ReconcilePeriodicJob(), database.AnalyzePeriodicJob(),
 			users.PurgePeriodicJob()}
 		cfg.PeriodicJobs = append(cfg.PeriodicJobs, conversations.PeriodicJobs()...)
-		cfg.PeriodicJobs = append(cfg.PeriodicJobs, webhooks.DispatchPeriodicJob())
+		cfg.PeriodicJobs = append(cfg.PeriodicJobs, webhooks.DispatchPeriodicJob(), audit.PurgeOutboxPeriodicJob())
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
