@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -154,7 +155,10 @@ func TestRecord(t *testing.T) {
 		seen := 0
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
-		for finished := false; !finished; {
+		// Events become readable once every transaction older than theirs
+		// has ended, in any schema of the cluster: read until all are seen.
+		deadline := time.Now().Add(20 * time.Second)
+		for finished := false; !finished || (seen < writers*10 && time.Now().Before(deadline)); {
 			select {
 			case <-done:
 				finished = true
