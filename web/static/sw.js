@@ -12,16 +12,28 @@ self.addEventListener("push", (event) => {
     msg = { title: event.data ? event.data.text() : "New message" };
   }
   const actions = (msg.actions || []).slice(0, 2).map((a) => ({ action: a.action, title: a.title }));
-  event.waitUntil(
+  const data = msg.data || {};
+  event.waitUntil(Promise.all([
     self.registration.showNotification(msg.title || "New message", {
       body: msg.body || "",
       image: msg.image || undefined,
       tag: msg.tag || undefined,
       actions: actions,
-      data: { url: msg.url || "", actions: msg.actions || [], data: msg.data || {} },
-    })
-  );
+      data: { url: msg.url || "", actions: msg.actions || [], data: data },
+    }),
+    receipt(data, "delivered"),
+  ]));
 });
+
+// receipt confirms a delivery or an open with the message's signed token:
+// counted per campaign, or shown to the agent on a conversation message.
+function receipt(data, kind) {
+  if (!data || !data.receipt) return Promise.resolve();
+  return fetch(new URL("/public/v1/receipts", self.location.origin), {
+    method: "POST", headers: { "Content-Type": "application/json" }, keepalive: true,
+    body: JSON.stringify({ token: data.receipt, event: kind }),
+  }).catch(() => {});
+}
 
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
@@ -29,7 +41,17 @@ self.addEventListener("notificationclick", (event) => {
   let url = d.url;
   const action = (d.actions || []).find((a) => a.action === event.action);
   if (action && action.url) url = action.url;
-  const work = [];
+  const work = [receipt(d.data, "read")];
+  // An answer button of a conversation message comes back as the
+  // subscriber's message.
+  if (action && !action.url && d.data && d.data.herald_type === "message") {
+    work.push(fetch(new URL("/public/v1/message-actions", self.location.origin), {
+      method: "POST", headers: { "Content-Type": "application/json" }, keepalive: true,
+      body: JSON.stringify({ token: d.data.receipt, button: event.action }),
+    }).catch(() => {}));
+    event.waitUntil(Promise.all(work));
+    return;
+  }
   // Campaign action taps are counted per campaign (no personal data).
   // A reply button sends the per-person reply_token so the reply lands in a conversation.
   const token = d.data && (action && !action.url && d.data.reply_token ? d.data.reply_token : d.data.campaign);
