@@ -114,7 +114,7 @@ func (s *Service) Preview(ctx context.Context, id int64) (*Preview, error) {
 		if err := tx.QueryRow(ctx, `SELECT count(DISTINCT d.subscriber_id) `+q.from, q.params()...).Scan(&p.Subscribers); err != nil {
 			return fmt.Errorf("campaigns: preview: %w", err)
 		}
-		rows, err = tx.Query(ctx, `SELECT id, external_id, email, locale, timezone, attributes, state, created_at, updated_at
+		rows, err = tx.Query(ctx, `SELECT id, external_id, email, locale, timezone, attributes, state, service_messages, created_at, updated_at
 			FROM subscribers WHERE id IN (SELECT DISTINCT d.subscriber_id `+q.from+` ORDER BY 1 LIMIT 10) ORDER BY id`, q.params()...)
 		if err != nil {
 			return fmt.Errorf("campaigns: preview sample: %w", err)

@@ -33,8 +33,11 @@ type Subscriber struct {
 	Timezone   string          `json:"timezone"`
 	Attributes json.RawMessage `json:"attributes"`
 	State      State           `json:"state"`
-	CreatedAt  time.Time       `json:"created_at"`
-	UpdatedAt  time.Time       `json:"updated_at"`
+	// ServiceMessages is false for a subscriber who refuses transactional
+	// messages from the company's systems (their lists are not affected).
+	ServiceMessages bool      `json:"service_messages"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 // SubscriberParams creates or changes a subscriber; nil fields are left alone
@@ -46,6 +49,8 @@ type SubscriberParams struct {
 	Timezone   *string         `json:"timezone"`
 	Attributes json.RawMessage `json:"attributes"`
 	State      *State          `json:"state"`
+	// ServiceMessages turns transactional messages on or off.
+	ServiceMessages *bool `json:"service_messages"`
 }
 
 // Validate checks and canonicalises p.
@@ -89,11 +94,11 @@ func (p *SubscriberParams) Validate() error {
 	return nil
 }
 
-const subscriberColumns = `id, external_id, email, locale, timezone, attributes, state, created_at, updated_at`
+const subscriberColumns = `id, external_id, email, locale, timezone, attributes, state, service_messages, created_at, updated_at`
 
 func scanSubscriber(row pgx.Row) (*Subscriber, error) {
 	var s Subscriber
-	err := row.Scan(&s.ID, &s.ExternalID, &s.Email, &s.Locale, &s.Timezone, &s.Attributes, &s.State, &s.CreatedAt, &s.UpdatedAt)
+	err := row.Scan(&s.ID, &s.ExternalID, &s.Email, &s.Locale, &s.Timezone, &s.Attributes, &s.State, &s.ServiceMessages, &s.CreatedAt, &s.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -120,9 +125,9 @@ func Create(ctx context.Context, db database.DB, p SubscriberParams) (*Subscribe
 	if p.State != nil {
 		state = *p.State
 	}
-	s, err := scanSubscriber(db.QueryRow(ctx, `INSERT INTO subscribers (external_id, email, locale, timezone, attributes, state)
-		VALUES ($1, $2, coalesce($3, ''), coalesce($4, ''), $5, $6) RETURNING `+subscriberColumns,
-		emptyToNil(p.ExternalID), emptyToNil(p.Email), p.Locale, p.Timezone, attrs, state))
+	s, err := scanSubscriber(db.QueryRow(ctx, `INSERT INTO subscribers (external_id, email, locale, timezone, attributes, state, service_messages)
+		VALUES ($1, $2, coalesce($3, ''), coalesce($4, ''), $5, $6, coalesce($7, true)) RETURNING `+subscriberColumns,
+		emptyToNil(p.ExternalID), emptyToNil(p.Email), p.Locale, p.Timezone, attrs, state, p.ServiceMessages))
 	if isUniqueViolation(err) {
 		return nil, fmt.Errorf("%w: external_id %q", ErrConflict, *p.ExternalID)
 	}
@@ -178,10 +183,11 @@ func Update(ctx context.Context, db database.DB, id int64, p SubscriberParams) (
 			timezone = coalesce($7, timezone),
 			attributes = coalesce($8, attributes),
 			state = coalesce($9, state),
+			service_messages = coalesce($10, service_messages),
 			updated_at = now()
 		WHERE id = $1 AND state <> 'erased' RETURNING `+subscriberColumns,
 		id, p.ExternalID != nil, emptyToNil(p.ExternalID), p.Email != nil, emptyToNil(p.Email),
-		p.Locale, p.Timezone, p.Attributes, p.State))
+		p.Locale, p.Timezone, p.Attributes, p.State, p.ServiceMessages))
 	if isUniqueViolation(err) {
 		return nil, fmt.Errorf("%w: external_id", ErrConflict)
 	}

@@ -42,7 +42,7 @@ func TestCampaignThroughTheAPI(t *testing.T) {
 		t.Fatalf("agent read a campaign: %d", r.status)
 	}
 	preview := b.do(http.MethodGet, fmt.Sprintf("/api/v1/campaigns/%d/preview", id), b.marketer, "", nil).json(t)
-	if preview["devices"].(float64) != 1 {
+	if d, _ := preview["devices"].(float64); d != 1 {
 		t.Fatalf("preview %v", preview)
 	}
 	if r := b.postJSON(fmt.Sprintf("/api/v1/campaigns/%d/schedule", id), b.marketer, nil); r.status != http.StatusOK {
