@@ -12,7 +12,7 @@ HERALD_LISTEN ?= 127.0.0.1:8080
 help:
 	@echo "make run    - start Herald (database, migrations, server, provider simulator)"
 	@echo "make test   - run all tests against a real PostgreSQL and Chromium"
-	@echo "make bench  - run the benchmarks (import, delivery, campaign)"
+	@echo "make bench  - run the benchmarks (import, delivery, campaign, conversation)"
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/herald ./cmd/herald

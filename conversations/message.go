@@ -280,35 +280,64 @@ var errDuplicate = errors.New("conversations: duplicate")
 // needed. A conversation created by a silent or outbound message starts
 // resolved: nobody waits on it.
 func openConversation(ctx context.Context, tx pgx.Tx, subscriberID, appID int64, startResolved bool) (*Conversation, bool, error) {
-	// A subscriber who was erased or blocked may still tap an old
-	// notification or send from a stale app: nothing is kept, so that
-	// erasure stays erasure.
-	var state string
-	var service bool
-	err := tx.QueryRow(ctx, `SELECT state, service_messages FROM subscribers WHERE id = $1 FOR SHARE`, subscriberID).Scan(&state, &service)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && state != "active") {
-		return nil, false, ErrSubscriberGone
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("conversations: subscriber %d: %w", subscriberID, err)
-	}
 	status := StatusOpen
 	if startResolved {
 		status = StatusResolved
 	}
-	var id int64
+	// One statement: the subscriber must be active (a person who was erased
+	// or blocked may still tap an old notification or send from a stale
+	// app: nothing is kept, so that erasure stays erasure), and the
+	// conversation is made or found and locked.
+	// Most messages join a conversation that exists: lock it without
+	// writing a row version; only a first message inserts.
+	c, err := scanConversation(tx.QueryRow(ctx, `
+		SELECT `+conversationReturning+`
+		FROM conversations JOIN subscribers s ON s.id = conversations.subscriber_id AND s.state = 'active'
+		WHERE conversations.subscriber_id = $1 AND conversations.app_id = $2
+		FOR UPDATE OF conversations FOR SHARE OF s`, subscriberID, appID))
+	if err == nil {
+		return c, false, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, false, fmt.Errorf("conversations: open conversation: %w", err)
+	}
+	// One statement: the subscriber must be active (a person who was erased
+	// or blocked may still tap an old notification or send from a stale
+	// app: nothing is kept, so that erasure stays erasure), and the
+	// conversation is made or, made meanwhile by a concurrent first
+	// message, found and locked.
+	c = &Conversation{}
 	var created bool
 	err = tx.QueryRow(ctx, `
+		WITH sub AS (SELECT id FROM subscribers WHERE id = $1 AND state = 'active' FOR SHARE)
 		INSERT INTO conversations (subscriber_id, app_id, status, team_id, resolved_at)
-		VALUES ($1, $2, $3, (SELECT inbox_team_id FROM apps WHERE id = $2), CASE WHEN $3 = 'resolved' THEN now() END)
+		SELECT sub.id, $2, $3, (SELECT inbox_team_id FROM apps WHERE id = $2), CASE WHEN $3 = 'resolved' THEN now() END
+		FROM sub
 		ON CONFLICT (subscriber_id, app_id) DO UPDATE SET updated_at = now()
-		RETURNING id, xmax = 0`, subscriberID, appID, status).Scan(&id, &created)
+		RETURNING `+conversationReturning+`, xmax = 0`, subscriberID, appID, status).Scan(&c.ID, &c.SubscriberID, &c.AppID,
+		&c.Status, &c.AssigneeID, &c.AssigneeName, &c.TeamID, &c.Labels, &c.SnoozedUntil, &c.WaitingSince, &c.Unread,
+		&c.CreatedAt, &c.LastMessageAt, &c.ResolvedAt, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, ErrSubscriberGone
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("conversations: open conversation: %w", err)
 	}
-	c, err := getConversation(ctx, tx, id, "")
-	return c, created, err
+	return c, created, nil
 }
+
+// conversationReturning is conversationColumns for RETURNING clauses of
+// statements on conversations.
+const conversationReturning = `conversations.id, conversations.subscriber_id, conversations.app_id, conversations.status,
+	conversations.assignee_id, coalesce((SELECT name FROM users WHERE users.id = conversations.assignee_id), ''),
+	conversations.team_id, conversations.labels, conversations.snoozed_until, conversations.waiting_since,
+	conversations.unread, conversations.created_at, conversations.last_message_at, conversations.resolved_at`
+
+// messageReturning is messageColumns for RETURNING clauses of inserts
+// without an attachment.
+const messageReturning = `id, conversation_id, author, author_name, author_user_id, private, body, origin,
+	campaign_id, action, reply_to, buttons, expires_at, delivered_at, read_at, created_at,
+	NULL::bigint, NULL::bigint, NULL::text, NULL::int, NULL::timestamptz`
 
 // byClientKey returns the message a sender already sent under key, if any.
 func byClientKey(ctx context.Context, tx pgx.Tx, conversationID int64, key string) (*Message, error) {
@@ -341,11 +370,10 @@ func receive(ctx context.Context, tx pgx.Tx, actor audit.Actor, in inbound) (*Me
 		}
 		return m, conv, err
 	}
-	var id int64
-	err = tx.QueryRow(ctx, `
+	m, err := scanMessage(tx.QueryRow(ctx, `
 		INSERT INTO conversation_messages (conversation_id, author, body, client_key, origin, campaign_id, action, reply_to, attachment_id)
 		VALUES ($1, 'subscriber', $2, nullif($3, ''), $4, $5, $6, $7, $8)
-		RETURNING id`, conv.ID, in.body, in.clientKey, in.origin, in.campaignID, in.action, in.replyTo, in.attachmentID).Scan(&id)
+		RETURNING `+messageReturning, conv.ID, in.body, in.clientKey, in.origin, in.campaignID, in.action, in.replyTo, in.attachmentID))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		// The same key in flight twice: the conversation row lock makes this
@@ -355,27 +383,25 @@ func receive(ctx context.Context, tx pgx.Tx, actor audit.Actor, in inbound) (*Me
 	if err != nil {
 		return nil, nil, fmt.Errorf("conversations: add message: %w", err)
 	}
+	if in.attachmentID != nil {
+		if m, err = getMessage(ctx, tx, m.ID); err != nil {
+			return nil, nil, err
+		}
+	}
 	reopened := false
+	q := `UPDATE conversations SET last_message_at = now(), last_message_id = $2, updated_at = now()
+		WHERE id = $1 RETURNING ` + conversationReturning
 	if !in.silent {
 		reopened = conv.Status == StatusResolved || conv.Status == StatusSnoozed || conv.Status == StatusPending
-		if _, err := tx.Exec(ctx, `
+		q = `
 			UPDATE conversations SET
 				last_message_at = now(), last_message_id = $2, updated_at = now(), unread = unread + 1,
 				waiting_since = coalesce(waiting_since, now()),
 				status = 'open', snoozed_until = NULL, resolved_at = NULL
-			WHERE id = $1`, conv.ID, id); err != nil {
-			return nil, nil, fmt.Errorf("conversations: update conversation: %w", err)
-		}
-	} else if _, err := tx.Exec(ctx, `UPDATE conversations SET last_message_at = now(), last_message_id = $2, updated_at = now()
-		WHERE id = $1`, conv.ID, id); err != nil {
+			WHERE id = $1 RETURNING ` + conversationReturning
+	}
+	if conv, err = scanConversation(tx.QueryRow(ctx, q, conv.ID, m.ID)); err != nil {
 		return nil, nil, fmt.Errorf("conversations: update conversation: %w", err)
-	}
-	m, err := getMessage(ctx, tx, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	if conv, err = getConversation(ctx, tx, conv.ID, ""); err != nil {
-		return nil, nil, err
 	}
 	actor = subscriberActor(actor, in.subscriberID)
 	topic := "conversation.message"
@@ -644,10 +670,13 @@ func (s *Service) Reply(ctx context.Context, actor audit.Actor, author Author, c
 		}
 		o := outbound{conv: conv, author: AuthorAgent, authorName: author.Name, private: r.Private, body: body,
 			origin: OriginConversation, buttons: buttons, clientKey: r.ClientKey, title: author.Name}
-		if author.UserID != 0 {
+		switch {
+		case author.UserID != 0:
 			o.authorUserID = &author.UserID
-		} else {
+		case author.KeyID != 0:
 			o.author, o.authorKeyID = AuthorBot, &author.KeyID
+		default:
+			o.author = AuthorBot // a system of Herald's own (tests, benchmarks)
 		}
 		if m, _, err = s.post(ctx, tx, o); err != nil {
 			return err

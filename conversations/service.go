@@ -105,9 +105,13 @@ func (s *Service) AddWorkers(workers *river.Workers) {
 	river.AddWorker(workers, &DrainWorker{Service: s})
 }
 
-// Queues is the River queue configuration of conversation pushes.
+// Queues is the River queue configuration of conversation pushes. The
+// queue is polled often and fetched from soon after each fetch: an answer
+// waits for nobody, also when an insert notification comes late under
+// load (the client's defaults are a second and 100 ms).
 func Queues(workers int) map[string]river.QueueConfig {
-	return map[string]river.QueueConfig{QueueConversations: {MaxWorkers: max(workers, 4)}}
+	return map[string]river.QueueConfig{QueueConversations: {MaxWorkers: max(workers, 4),
+		FetchPollInterval: 100 * time.Millisecond, FetchCooldown: 5 * time.Millisecond}}
 }
 
 // PeriodicJobs are the service's periodic jobs.

@@ -2,8 +2,8 @@ package webhooks_test
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -297,5 +297,3 @@ func must[T any](v T, err error) T {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-

@@ -121,6 +121,28 @@ type campaignRun struct {
 
 func (r campaignRun) rate() float64 { return float64(r.devices) / r.sending.Seconds() }
 
+// benchSecret is the benchmarks' HERALD_SECRET.
+var benchSecret = []byte("herald-bench-secret-herald-bench-secret!")
+
+// benchApp makes the benchmark's app, sending APNs and FCM to the simulator.
+func benchApp(ctx context.Context, pool *pgxpool.Pool, info *simInfo) (*apps.Store, *apps.App, *apps.Secrets, error) {
+	store := apps.NewStore(benchSecret)
+	app, err := store.Create(ctx, pool, "bench", "Bench", "mailto:bench@example.com")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sec, err := store.Secrets(ctx, pool, app.ID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sec.Credentials.APNs = &delivery.APNsCredentials{KeyP8: info.APNsP8, KeyID: "BENCHKEY01", TeamID: "BENCHTEAM1", Topic: "com.example.herald", Endpoint: info.URL}
+	sec.Credentials.FCM = &delivery.FCMCredentials{ProjectID: info.FCMProject, Endpoint: info.URL, AccessToken: info.FCMToken}
+	if err := store.SetSecrets(ctx, pool, app.ID, sec); err != nil {
+		return nil, nil, nil, err
+	}
+	return store, app, sec, nil
+}
+
 func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	info, stopSim, err := startSimulatorChild()
 	if err != nil {
@@ -137,16 +159,8 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	}
 	defer pool.Close()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	secret := []byte("herald-bench-secret-herald-bench-secret!")
-	store := apps.NewStore(secret)
-	app, err := store.Create(ctx, pool, "bench", "Bench", "mailto:bench@example.com")
+	store, app, sec, err := benchApp(ctx, pool, info)
 	if err != nil {
-		return err
-	}
-	sec, _ := store.Secrets(ctx, pool, app.ID)
-	sec.Credentials.APNs = &delivery.APNsCredentials{KeyP8: info.APNsP8, KeyID: "BENCHKEY01", TeamID: "BENCHTEAM1", Topic: "com.example.herald", Endpoint: info.URL}
-	sec.Credentials.FCM = &delivery.FCMCredentials{ProjectID: info.FCMProject, Endpoint: info.URL, AccessToken: info.FCMToken}
-	if err := store.SetSecrets(ctx, pool, app.ID, sec); err != nil {
 		return err
 	}
 
@@ -155,14 +169,7 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	seedStart := time.Now()
 	remote := demo.Remote{URL: info.URL, Secret: benchSimSecret}
 	for _, p := range []delivery.Platform{delivery.PlatformAPNs, delivery.PlatformFCM, delivery.PlatformWebPush} {
-		slug, name := string(p), "All "+string(p)
-		l, err := subscribers.CreateList(ctx, pool, subscribers.ListParams{Slug: &slug, Name: &name})
-		if err != nil {
-			return err
-		}
-		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			return demo.Seed(ctx, tx, app.ID, l.ID, per, "b"+string(p), remote, p)
-		}); err != nil {
+		if _, err := seedList(ctx, pool, app.ID, string(p), per, "b"+string(p), remote, p); err != nil {
 			return err
 		}
 	}
@@ -179,15 +186,14 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	debug.FreeOSMemory()
 
 	// Herald as `herald serve` runs it: River workers on the campaigns queue.
-	senders := apps.NewSenders(pool, store, delivery.Options{RootCAs: roots, Concurrency: conc,
-		Rates: map[delivery.Platform]float64{delivery.PlatformFCM: 0}}, logger)
+	senders := appsSenders(pool, store, roots, conc, logger)
 	inserter, err := database.NewInserter(pool, logger)
 	if err != nil {
 		return err
 	}
-	optinSvc := optin.NewService(pool, inserter, store, senders, nil, optin.Config{PublicURL: "http://bench.test", Secret: secret,
+	optinSvc := optin.NewService(pool, inserter, store, senders, nil, optin.Config{PublicURL: "http://bench.test", Secret: benchSecret,
 		ConfirmTokenTTL: time.Hour, UnsubscribeTokenTTL: time.Hour, SubscriberTokenTTL: time.Hour, PendingPurgeAfter: time.Hour}, logger)
-	svc := campaigns.NewService(pool, inserter, senders, optinSvc, campaigns.Config{PublicURL: "http://bench.test", Secret: secret}, logger)
+	svc := campaigns.NewService(pool, inserter, senders, optinSvc, campaigns.Config{PublicURL: "http://bench.test", Secret: benchSecret}, logger)
 	workers := river.NewWorkers()
 	svc.AddWorkers(workers, nil)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Logger: logger,
@@ -244,6 +250,28 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	fmt.Printf("  1M / 100k within the campaign: %.2f (target: < 300 MB and flat: %s)\n",
 		float64(big.peakRSS)/float64(big.peakRSSAt100k), verdict(big.peakRSS < 300*1024 && float64(big.peakRSS) < 1.25*float64(big.peakRSSAt100k)))
 	return nil
+}
+
+// appsSenders sends as Herald does, with FCM unthrottled: the simulator
+// stands in for Google.
+func appsSenders(pool *pgxpool.Pool, store *apps.Store, roots *x509.CertPool, conc int, logger *slog.Logger) *apps.Senders {
+	return apps.NewSenders(pool, store, delivery.Options{RootCAs: roots, Concurrency: conc,
+		Rates: map[delivery.Platform]float64{delivery.PlatformFCM: 0}}, logger)
+}
+
+// seedList makes a list of per confirmed subscribers per platform, each with
+// one simulated device.
+func seedList(ctx context.Context, pool *pgxpool.Pool, appID int64, slug string, per int, prefix string, remote demo.Remote,
+	platforms ...delivery.Platform) (*subscribers.List, error) {
+	name := "All " + slug
+	l, err := subscribers.CreateList(ctx, pool, subscribers.ListParams{Slug: &slug, Name: &name})
+	if err != nil {
+		return nil, err
+	}
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		return demo.Seed(ctx, tx, appID, l.ID, per, prefix, remote, platforms...)
+	})
+	return l, err
 }
 
 // runCampaign schedules a campaign a few seconds ahead and waits for it.

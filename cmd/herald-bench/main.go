@@ -2,7 +2,7 @@
 // prints each result beside a baseline measured in the same run, since
 // absolute numbers drift between machines.
 //
-//	herald-bench [-rows 1000000] [-messages 100000] [-devices 1000000] [-conc 256] [import] [delivery] [memory] [campaign]
+//	herald-bench [-rows 1000000] [-messages 100000] [-devices 1000000] [-conc 256] [import] [delivery] [memory] [campaign] [conversation]
 package main
 
 import (
@@ -24,6 +24,9 @@ func main() {
 	simChild := flag.Bool("simulator-child", false, "internal: run the simulator for the campaign benchmark")
 	devices := flag.Int("devices", 1_000_000, "devices in the campaign benchmark")
 	platforms := flag.String("platforms", "apns,fcm,webpush", "providers for the delivery benchmark")
+	inboundRate := flag.Int("inbound-rate", 2000, "inbound messages per second in the conversation benchmark")
+	inboundSeconds := flag.Int("inbound-seconds", 30, "how long the conversation benchmark's inbound load lasts")
+	chatDevices := flag.Int("conversation-devices", 100_000, "devices of the campaign sending during the conversation benchmark")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -51,7 +54,7 @@ func main() {
 	}
 	which := flag.Args()
 	if len(which) == 0 {
-		which = []string{"import", "delivery", "memory", "campaign"}
+		which = []string{"import", "delivery", "memory", "campaign", "conversation"}
 	}
 	ctx := context.Background()
 	base := strings.TrimSuffix(dbtest.URL(), "?sslmode=disable")
@@ -65,6 +68,8 @@ func main() {
 			err = benchDelivery(ctx, *messages, *conc, strings.Split(*platforms, ","))
 		case "memory":
 			err = benchMemory(*conc)
+		case "conversation":
+			err = benchConversation(ctx, base+"/herald_bench_conversation?sslmode=disable", *chatDevices, *inboundRate, *inboundSeconds, *conc)
 		case "campaign":
 			err = benchCampaign(ctx, base+"/herald_bench_campaign?sslmode=disable", *devices, *conc)
 		default:

@@ -150,7 +150,7 @@ func serve(args []string) error {
 
 	// Live events: committed changes are announced with a debounced
 	// NOTIFY (never one per write transaction) and fanned out by the hub.
-	notifier := audit.NewNotifier(pool, 5*time.Millisecond, logger)
+	notifier := audit.NewNotifier(pool, 20*time.Millisecond, logger)
 	go notifier.Run(ctx)
 	conversationSvc := conversations.NewService(pool, inserter, senders, conversations.Config{
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL, Storage: attachmentStorage(cfg), Notifier: notifier, Consent: optinSvc,
