@@ -148,7 +148,16 @@ func TestBatchWorker(t *testing.T) {
 		c := b.running(campaigns.Params{}, delivery.PlatformFCM, ms[0].device.ID-1, ms[total-1].device.ID)
 		doomed := must(pgxpool.NewWithConfig(ctx, b.pool.Config()))
 		doomedSvc, _ := newServices(doomed, b.store, b.sim)
-		time.AfterFunc(1500*time.Millisecond, doomed.Close)
+		// The process dies while its first slice is claimed and in flight
+		// (the late device holds it there for 3 s), whenever that is on a
+		// busy machine.
+		go func() {
+			deadline := time.Now().Add(20 * time.Second)
+			for b.deliveryRows(c.ID)["claimed"] < campaigns.ClaimSlice && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			doomed.Close()
+		}()
 		if err := (&campaigns.BatchWorker{Service: doomedSvc}).Work(ctx, batchJob(c.ID, 0, 1)); err == nil {
 			t.Fatal("the crashed run reported success")
 		}

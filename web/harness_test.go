@@ -123,6 +123,7 @@ func newEnv(t *testing.T) *env {
 	workers := river.NewWorkers()
 	convSvc.AddWorkers(workers)
 	hooks.AddWorkers(workers)
+	go hooks.RunDispatcher(context.Background(), 200*time.Millisecond)
 	svc.AddWorkers(workers, nil)
 	campaignSvc.AddWorkers(workers, nil)
 	river.AddWorker(workers, &subscribers.ImportWorker{Pool: pool, Logger: logger})
@@ -140,7 +141,7 @@ func newEnv(t *testing.T) *env {
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Workers: workers, Logger: logger, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond,
-		Queues: queues, PeriodicJobs: []*river.PeriodicJob{webhooks.DispatchPeriodicJob()},
+		Queues: queues,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -13,35 +13,37 @@ import (
 	"github.com/herald-im/herald/audit"
 )
 
-// DispatchArgs turns new outbox events into webhook deliveries.
-type DispatchArgs struct{}
-
-// Kind is the job kind.
-func (DispatchArgs) Kind() string { return "webhooks.dispatch" }
-
-// InsertOpts keeps one dispatch waiting at a time.
-func (DispatchArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueWebhooks, UniqueOpts: river.UniqueOpts{ByPeriod: time.Second}}
-}
-
-// DispatchWorker runs DispatchArgs.
-type DispatchWorker struct {
-	river.WorkerDefaults[DispatchArgs]
-	Service *Service
-}
-
 // dispatchPage is how many events one transaction dispatches.
 const dispatchPage = 500
 
-// Work dispatches every event after the cursor. Each page is one
-// transaction that locks the cursor, writes the deliveries and their jobs
-// and moves the cursor: an event is dispatched once however many
-// processes run this job at the same time.
-func (w *DispatchWorker) Work(ctx context.Context, _ *river.Job[DispatchArgs]) error {
+// Dispatch turns every outbox event after the dispatcher's cursor into
+// deliveries. Each page is one transaction that locks the cursor, writes
+// the deliveries with the River jobs that post them and moves the cursor:
+// an event is dispatched once however many processes dispatch at the same
+// time, and a process stopped mid-page leaves nothing half done.
+func (s *Service) Dispatch(ctx context.Context) error {
 	for {
-		n, err := w.Service.dispatch(ctx)
+		n, err := s.dispatch(ctx)
 		if err != nil || n < dispatchPage {
 			return err
+		}
+	}
+}
+
+// RunDispatcher dispatches every interval until ctx ends; worker processes
+// run it. A page in progress when ctx ends is finished, not cut off.
+func (s *Service) RunDispatcher(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.Dispatch(context.WithoutCancel(ctx)); err != nil {
+			s.logger.Error("webhook dispatch failed; it is tried again", "error", err)
+			s.results.WithLabelValues("dispatch_error").Inc()
 		}
 	}
 }

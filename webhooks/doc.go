@@ -1,7 +1,7 @@
 // Package webhooks sends Herald's events to the company's systems (CRM,
-// ERP): admins register endpoints; a dispatcher reads the outbox in commit
-// order and, in one transaction per page, writes one delivery per event and
-// endpoint with the River job that posts it; the job signs the body with
+// ERP): admins register endpoints; a dispatcher in each worker process
+// reads the outbox in commit order and, in one transaction per page, writes
+// one delivery per event and endpoint with the River job that posts it; the job signs the body with
 // HMAC-SHA256 over a timestamp, retries with exponential backoff, keeps a
 // log per endpoint and disables an endpoint after a day of failures.
 //

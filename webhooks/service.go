@@ -97,22 +97,14 @@ func NewService(pool *pgxpool.Pool, inserter *river.Client[pgx.Tx], cfg Config, 
 // Collectors are the service's metrics.
 func (s *Service) Collectors() []prometheus.Collector { return []prometheus.Collector{s.results} }
 
-// AddWorkers registers the dispatch and delivery workers.
+// AddWorkers registers the delivery worker.
 func (s *Service) AddWorkers(workers *river.Workers) {
-	river.AddWorker(workers, &DispatchWorker{Service: s})
 	river.AddWorker(workers, &DeliverWorker{Service: s})
 }
 
 // Queues is the River queue configuration of webhook jobs.
 func Queues(workers int) map[string]river.QueueConfig {
 	return map[string]river.QueueConfig{QueueWebhooks: {MaxWorkers: max(workers, 2)}}
-}
-
-// DispatchPeriodicJob runs the dispatcher every second.
-func DispatchPeriodicJob() *river.PeriodicJob {
-	return river.NewPeriodicJob(river.PeriodicInterval(time.Second), func() (river.JobArgs, *river.InsertOpts) {
-		return DispatchArgs{}, nil
-	}, &river.PeriodicJobOpts{RunOnStart: true})
 }
 
 // eventType maps an outbox topic and payload to a webhook event type; ""

@@ -58,8 +58,23 @@ func (b *testBundle) event(t *testing.T, topic string, payload map[string]any) {
 // dispatch runs the dispatcher until the outbox is drained.
 func (b *testBundle) dispatch(t *testing.T) {
 	t.Helper()
-	if err := (&webhooks.DispatchWorker{Service: b.svc}).Work(b.ctx, nil); err != nil {
+	if err := b.svc.Dispatch(b.ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// dispatched dispatches until endpointID has at least n deliveries: an
+// event becomes readable once every older transaction in the cluster has
+// ended, which other tests' transactions may hold up for a moment.
+func (b *testBundle) dispatched(t *testing.T, endpointID int64, n int) []int64 {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		b.dispatch(t)
+		if ids := b.deliveries(t, endpointID); len(ids) >= n || time.Now().After(deadline) {
+			return ids
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -134,8 +149,7 @@ func TestService(t *testing.T) {
 		mu.Unlock()
 		b.event(t, "conversation.message", map[string]any{"author": "agent", "subscriber_id": 7})      // not for webhooks
 		b.event(t, "conversation.message", map[string]any{"author": "subscriber", "subscriber_id": 7}) // message.received
-		b.dispatch(t)
-		ids := b.deliveries(t, ep.ID)
+		ids := b.dispatched(t, ep.ID, 1)
 		if len(ids) != 1 {
 			t.Fatalf("%d deliveries, want 1 (message.received only)", len(ids))
 		}
@@ -192,8 +206,7 @@ func TestService(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.event(t, "conversation.resolve", map[string]any{"subscriber_id": 8})
-		b.dispatch(t)
-		if err := b.deliver(b.deliveries(t, ep.ID)[0], 1); err != nil {
+		if err := b.deliver(b.dispatched(t, ep.ID, 1)[0], 1); err != nil {
 			t.Fatal(err)
 		}
 		mu.Lock()
@@ -220,6 +233,7 @@ func TestService(t *testing.T) {
 			wg.Go(func() { b.dispatch(t) })
 		}
 		wg.Wait()
+		b.dispatched(t, ep.ID, 20)
 		var dupes int
 		if err := b.pool.QueryRow(b.ctx, `SELECT count(*) - count(DISTINCT event_id) FROM webhook_deliveries WHERE endpoint_id = $1`,
 			ep.ID).Scan(&dupes); err != nil {
@@ -242,8 +256,7 @@ func TestService(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.event(t, "subscriber.erase", map[string]any{"subscriber_id": 9})
-		b.dispatch(t)
-		id := b.deliveries(t, ep.ID)[0]
+		id := b.dispatched(t, ep.ID, 1)[0]
 		if _, err := b.pool.Exec(b.ctx, `UPDATE webhook_endpoints SET failing_since = now() - interval '25 hours' WHERE id = $1`, ep.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -274,8 +287,7 @@ func TestService(t *testing.T) {
 		b := setup(t, false)
 		ep, _, _ := b.svc.Create(b.ctx, b.admin, webhooks.NewEndpoint{URL: "https://crm.example.com/erase"})
 		b.event(t, "membership.confirm", map[string]any{"subscriber_id": 424242})
-		b.dispatch(t)
-		if len(b.deliveries(t, ep.ID)) == 0 {
+		if len(b.dispatched(t, ep.ID, 1)) == 0 {
 			t.Fatal("no delivery")
 		}
 		if err := pgx.BeginFunc(b.ctx, b.pool, func(tx pgx.Tx) error { return webhooks.EraseSubscriber(b.ctx, tx, 424242) }); err != nil {

@@ -211,6 +211,9 @@ func serve(args []string) error {
 			return fmt.Errorf("start river: %w", err)
 		}
 		go handBackDead(ctx, pool, logger)
+		// Webhook deliveries are River jobs, written from the outbox by a
+		// dispatcher in every worker process (one at a time per page).
+		go webhookSvc.RunDispatcher(ctx, 500*time.Millisecond)
 	}
 	errc := make(chan error, 1)
 	var app interface {
@@ -416,7 +419,7 @@ func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger
 		cfg.PeriodicJobs = []*river.PeriodicJob{optin.PurgePeriodicJob(), campaigns.ReconcilePeriodicJob(), database.AnalyzePeriodicJob(),
 			users.PurgePeriodicJob()}
 		cfg.PeriodicJobs = append(cfg.PeriodicJobs, conversations.PeriodicJobs()...)
-		cfg.PeriodicJobs = append(cfg.PeriodicJobs, webhooks.DispatchPeriodicJob(), audit.PurgeOutboxPeriodicJob())
+		cfg.PeriodicJobs = append(cfg.PeriodicJobs, audit.PurgeOutboxPeriodicJob())
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
