@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -252,4 +253,27 @@ func (s *Server) messageButtonTap(c *fiber.Ctx) error {
 
 func isBadToken(err error) bool {
 	return errors.Is(err, conversations.ErrBadToken) || errors.Is(err, campaigns.ErrBadToken)
+}
+
+// admitSubscriber lets a bounded number of subscriber calls use the
+// database at once. Under a flood of inbound messages the rest wait here,
+// holding no connection, so that agents' replies, their pushes and River's
+// own work still find one; a call that waits too long gets a 503 with
+// Retry-After, and nothing was written.
+func (s *Server) admitSubscriber(c *fiber.Ctx) error {
+	if c.Method() == fiber.MethodOptions {
+		return c.Next()
+	}
+	wait := time.NewTimer(10 * time.Second)
+	defer wait.Stop()
+	select {
+	case s.subscriberSlots <- struct{}{}:
+	case <-wait.C:
+		c.Set(fiber.HeaderRetryAfter, "2")
+		return problem(c, fiber.StatusServiceUnavailable, "Busy", "too many messages at once; retry after the Retry-After seconds")
+	case <-c.UserContext().Done():
+		return c.UserContext().Err()
+	}
+	defer func() { <-s.subscriberSlots }()
+	return c.Next()
 }

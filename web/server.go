@@ -77,6 +77,9 @@ type Server struct {
 	proofLimit *limiter
 	// typingLimit keeps one typing signal per subscriber every few seconds.
 	typingLimit *limiter
+	// subscriberSlots bounds the subscribers' conversation calls that use
+	// the database at once (see admitSubscriber).
+	subscriberSlots chan struct{}
 	// keys issues and revokes API keys.
 	keys      *apikeys.Service
 	httpCount *prometheus.CounterVec
@@ -95,6 +98,9 @@ func New(d Deps) *fiber.App {
 		proofLimit:  newLimiter(d.Config.RateLimitPerSubscriber, time.Minute),
 		keys:        apikeys.NewService(d.Pool),
 		typingLimit: newLimiter(1, 3*time.Second),
+		// A third of the pool: a flood of subscriber messages queues here
+		// instead of taking every connection from agents, pushes and River.
+		subscriberSlots: make(chan struct{}, max(4, int(d.Pool.Config().MaxConns)/3)),
 	}
 	s.registerMetrics()
 	app := fiber.New(fiber.Config{
@@ -260,7 +266,7 @@ func (s *Server) routes(r *router) {
 	r.add(get, "/public/v1/attachments/:token", public, s.limitByIP, checkParams, s.attachmentBytes)
 	// A subscriber's conversation: one proof for a token, then the token.
 	// Clipped: each route's append must copy, not share, the prefix.
-	conv := slices.Clip(append(slices.Clip(pub), s.limitByIP, s.subscriberToken(false)))
+	conv := slices.Clip(append(slices.Clip(pub), s.limitByIP, s.subscriberToken(false), s.admitSubscriber))
 	r.add(post, "/public/v1/conversation/session", public, append(pub, s.limitByIP, s.conversationSession)...)
 	r.add(post, "/public/v1/conversation/messages", public, append(conv, s.subscriberSend)...)
 	r.add(get, "/public/v1/conversation/messages", public, append(conv, s.subscriberHistory)...)
