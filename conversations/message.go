@@ -466,7 +466,8 @@ type outbound struct {
 
 // post stores a message to a subscriber and, unless it is a note, queues
 // its push to every active device of the subscriber in the conversation's
-// app, in tx. The push is a River job on QueueConversations.
+// app, in tx (none for a blocked subscriber, who is kept but never sent
+// to). The push is a River job on QueueConversations.
 func (s *Service) post(ctx context.Context, tx pgx.Tx, o outbound) (*Message, int, error) {
 	buttons := o.buttons
 	if buttons == nil {
@@ -486,8 +487,8 @@ func (s *Service) post(ctx context.Context, tx pgx.Tx, o outbound) (*Message, in
 	if !o.private && o.conv.AppID != nil {
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO message_deliveries (message_id, device_id, platform, status)
-			SELECT $1, id, platform, 'pending' FROM devices
-			WHERE subscriber_id = $2 AND app_id = $3 AND active`, id, o.conv.SubscriberID, *o.conv.AppID)
+			SELECT $1, d.id, d.platform, 'pending' FROM devices d JOIN subscribers s ON s.id = d.subscriber_id
+			WHERE d.subscriber_id = $2 AND d.app_id = $3 AND d.active AND s.state = 'active'`, id, o.conv.SubscriberID, *o.conv.AppID)
 		if err != nil {
 			return nil, 0, fmt.Errorf("conversations: queue deliveries: %w", err)
 		}

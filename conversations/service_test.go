@@ -3,6 +3,7 @@ package conversations_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -410,6 +411,78 @@ func TestService(t *testing.T) {
 		hits, err := b.svc.Search(b.ctx, word, 0, 10)
 		if err != nil || len(hits) != 1 || hits[0].ConversationID != conv {
 			t.Fatalf("search %q: %+v %v", word, hits, err)
+		}
+	})
+}
+
+func TestInbox(t *testing.T) {
+	t.Parallel()
+
+	t.Run("PagesOldestWaitingFirstByFilter", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		team := b.team(false)
+		if err := b.svc.SetAppInbox(b.ctx, b.system, b.app.ID, team); err != nil {
+			t.Fatal(err)
+		}
+		var want []int64
+		for range 5 {
+			want = append(want, b.send(b.member(), "waiting").ConversationID)
+		}
+		// Answered conversations come after every waiting one.
+		a := b.agent(access.RoleAgent, true, 5)
+		if _, err := b.svc.Reply(b.ctx, b.system, a, want[1], conversations.Reply{Body: "done"}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(append(want[:1:1], want[2:]...), want[1])
+		var got []int64
+		after := ""
+		for pages := 0; ; pages++ {
+			page, err := b.svc.Inbox(b.ctx, conversations.Filter{TeamID: team, After: after, Limit: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range page.Items {
+				got = append(got, c.ID)
+			}
+			if page.Next == "" || pages > 5 {
+				break
+			}
+			after = page.Next
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("inbox order %v, want %v", got, want)
+		}
+		mine, err := b.svc.Inbox(b.ctx, conversations.Filter{TeamID: team, Assignee: "me", Me: a.UserID})
+		if err != nil || len(mine.Items) != 1 || mine.Items[0].ID != want[4] {
+			t.Fatalf("mine: %+v %v", mine, err)
+		}
+		if _, err := b.svc.SetLabels(b.ctx, b.system, want[0], []string{"vip"}); err != nil {
+			t.Fatal(err)
+		}
+		vip, err := b.svc.Inbox(b.ctx, conversations.Filter{TeamID: team, Label: "vip"})
+		if err != nil || len(vip.Items) != 1 || vip.Items[0].ID != want[0] || vip.Items[0].LastMessage == nil {
+			t.Fatalf("vip: %+v %v", vip, err)
+		}
+	})
+
+	t.Run("ABlockedSubscriberIsNeverPushedTo", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		m := b.member()
+		conv := b.send(m, "hello").ConversationID
+		if _, err := b.pool.Exec(b.ctx, `UPDATE subscribers SET state = 'blocked' WHERE id = $1`, m.id); err != nil {
+			t.Fatal(err)
+		}
+		reply, err := b.svc.Reply(b.ctx, b.system, b.agent(access.RoleAgent, true, 5), conv, conversations.Reply{Body: "hi"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := b.deliveryStatus(reply.ID); s != "" {
+			t.Fatalf("a blocked subscriber's device was queued: %s", s)
+		}
+		if _, _, err := b.svc.Send(b.ctx, audit.Public(netip.Addr{}), m.id, b.app.ID, conversations.SendRequest{Body: "again"}); !errors.Is(err, conversations.ErrSubscriberGone) {
+			t.Fatalf("a blocked subscriber's message: %v", err)
 		}
 	})
 }

@@ -98,9 +98,10 @@ func New(d Deps) *fiber.App {
 		proofLimit:  newLimiter(d.Config.RateLimitPerSubscriber, time.Minute),
 		keys:        apikeys.NewService(d.Pool),
 		typingLimit: newLimiter(1, 3*time.Second),
-		// A third of the pool: a flood of subscriber messages queues here
-		// instead of taking every connection from agents, pushes and River.
-		subscriberSlots: make(chan struct{}, max(4, int(d.Pool.Config().MaxConns)/3)),
+		// An eighth of the pool: a flood of subscriber messages queues here
+		// instead of taking every connection, and the database's time, from
+		// agents, pushes and River.
+		subscriberSlots: make(chan struct{}, max(4, int(d.Pool.Config().MaxConns)/8)),
 	}
 	s.registerMetrics()
 	app := fiber.New(fiber.Config{

@@ -256,7 +256,7 @@ type loadResult struct {
 // inbound sends total messages at rate per second, round robin over the
 // chatters, open loop: each request starts on its schedule, however long
 // earlier ones take (up to 1,024 in flight; one that cannot start on time
-// is counted late).
+// is counted late). Latencies include retries after a 503.
 func (r *chatRig) inbound(ctx context.Context, rate, total int, tag string) (*loadResult, error) {
 	res := &loadResult{statuses: map[int]int{}, latencies: make([]time.Duration, 0, total)}
 	var mu sync.Mutex
@@ -278,19 +278,31 @@ func (r *chatRig) inbound(ctx context.Context, rate, total int, tag string) (*lo
 			n := i % len(r.chatters)
 			body, _ := json.Marshal(map[string]string{"body": "Hello, is anyone there? #" + strconv.Itoa(i),
 				"client_key": tag + "-" + strconv.Itoa(i)})
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.base+"/public/v1/conversation/messages", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+r.tokens[n])
+			// As an SDK does: a 503 is retried after its Retry-After with the
+			// same client key, which lands the message once.
 			t0 := time.Now()
-			resp, err := r.http.Do(req)
-			took := time.Since(t0)
-			status := 0
-			if err != nil {
-				failed.Store(err)
-			} else {
+			status, err := 0, error(nil)
+			for attempt := 0; attempt < 5; attempt++ {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.base+"/public/v1/conversation/messages", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+r.tokens[n])
+				var resp *http.Response
+				if resp, err = r.http.Do(req); err != nil {
+					failed.Store(err)
+					break
+				}
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				status = resp.StatusCode
+				if status != http.StatusServiceUnavailable {
+					break
+				}
+				retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+				time.Sleep(time.Duration(max(retry, 1)) * time.Second)
+			}
+			took := time.Since(t0)
+			if status == http.StatusOK {
+				status = http.StatusCreated // an earlier attempt had landed it
 			}
 			mu.Lock()
 			defer mu.Unlock()
