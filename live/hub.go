@@ -128,14 +128,18 @@ func (s *Stream) Close() {
 }
 
 // Backlog returns the events after from up to and including upTo that
-// filter accepts, in order, reading at most max events from the outbox;
-// more reports whether events up to upTo remain unread.
+// filter accepts, in order, reading at most max events from the outbox. It
+// returns the position of the last event read, and more when events up to
+// upTo remain to be read.
 func (h *Hub) Backlog(ctx context.Context, from, upTo audit.Position, filter Filter, max int) (out []*audit.Event, last audit.Position, more bool, err error) {
 	last = from
 	for read := 0; read < max; {
 		events, err := audit.EventsAfter(ctx, h.pool, last, min(500, max-read))
 		if err != nil {
 			return nil, last, false, err
+		}
+		if len(events) == 0 {
+			return out, last, false, nil
 		}
 		for i := range events {
 			e := &events[i]
@@ -148,11 +152,8 @@ func (h *Hub) Backlog(ctx context.Context, from, upTo audit.Position, filter Fil
 				out = append(out, e)
 			}
 		}
-		if len(events) == 0 {
-			return out, last, false, nil
-		}
 	}
-	return out, last, last != upTo, nil
+	return out, last, upTo.After(last), nil
 }
 
 // Run listens and fans out until ctx ends. It starts from the newest

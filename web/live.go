@@ -113,10 +113,14 @@ func (s *Server) stream(c *fiber.Ctx, filter live.Filter, rend render) error {
 		sw.w.WriteString("retry: 2000\n\n")
 		written := upTo
 		if from != nil {
+			// From the client's last id up to where the hub stands; a client
+			// coming from a process that is ahead of this one (its id after
+			// upTo) reads nothing here and skips what it saw there.
 			written = *from
-			for read := 0; read < backlogLimit && sw.err == nil; {
+			more := true
+			for read := 0; more && read < backlogLimit && sw.err == nil; read += 1000 {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				events, lastRead, more, err := hub.Backlog(ctx, written, upTo, filter, 1000)
+				events, lastRead, again, err := hub.Backlog(ctx, written, upTo, filter, 1000)
 				cancel()
 				if err != nil {
 					sw.frame("", "error", []byte(`{"detail":"reading missed events failed; reconnect"}`))
@@ -127,16 +131,14 @@ func (s *Server) stream(c *fiber.Ctx, filter live.Filter, rend render) error {
 						sw.frame(id, ev, data)
 					}
 				}
-				read += 1000
-				written = lastRead
-				if !more {
-					break
-				}
+				written, more = lastRead, again
 			}
-			if written != upTo {
+			if more {
 				// Too far behind to replay: the client starts afresh.
 				sw.frame("", "reset", []byte(`{"detail":"too many missed events; reload the view"}`))
-				written = upTo
+			}
+			if upTo.After(written) {
+				written = upTo // everything up to upTo was read (or skipped by the reset)
 			}
 		}
 		sw.comment("live")
