@@ -570,7 +570,11 @@ func (s *Service) History(ctx context.Context, subscriberID, appID int64, p Page
 	if err != nil {
 		return nil, err
 	}
-	return messages(ctx, s.pool, c.ID, false, p.Before, p.limit())
+	out, err := messages(ctx, s.pool, c.ID, false, p.Before, p.limit())
+	for i := range out {
+		out[i].AuthorUserID = nil // staff ids are Herald's own business
+	}
+	return out, err
 }
 
 // MarkReadBySubscriber records that the subscriber read the messages to

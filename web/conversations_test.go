@@ -286,8 +286,8 @@ func TestLiveEvents(t *testing.T) {
 		events, _ := b.openStream(b.app, "/public/v1/conversation/events?token="+token, http.Header{})
 		b.postJSON(fmt.Sprintf("/api/v1/conversations/%d/messages", convID), b.agent, map[string]any{"body": "secret note", "private": true})
 		b.postJSON(fmt.Sprintf("/api/v1/conversations/%d/messages", convID), b.agent, map[string]any{"body": "Hi, how can I help?"})
-		e := b.nextWhere(events, func(e sseEvent) bool { return !strings.Contains(e.data, `"author": "subscriber"`) }, "message")
-		if strings.Contains(e.data, "secret note") || !strings.Contains(e.data, "how can I help") {
+		e := b.nextWhere(events, func(e sseEvent) bool { return !strings.Contains(e.data, `"author":"subscriber"`) }, "message")
+		if strings.Contains(e.data, "secret note") || !strings.Contains(e.data, "how can I help") || strings.Contains(e.data, "author_user_id") {
 			t.Fatalf("subscriber stream: %s", e.data)
 		}
 		other, _, _ := b.subscriberSession()

@@ -245,11 +245,17 @@ func (s *Server) subscriberEvents(c *fiber.Ctx) error {
 			return "", "typing", data, true
 		}
 		var payload struct {
-			Message json.RawMessage `json:"message"`
+			Message map[string]any `json:"message"`
 		}
-		if json.Unmarshal(m.Event.Payload, &payload) != nil || len(payload.Message) == 0 {
+		if json.Unmarshal(m.Event.Payload, &payload) != nil || payload.Message == nil {
 			return "", "", nil, false
 		}
-		return m.Event.Position.String(), "message", payload.Message, true
+		// What the history shows: staff ids are Herald's own business.
+		delete(payload.Message, "author_user_id")
+		data, err := json.Marshal(payload.Message)
+		if err != nil {
+			return "", "", nil, false
+		}
+		return m.Event.Position.String(), "message", data, true
 	})
 }
