@@ -152,11 +152,17 @@ func TestBatchWorker(t *testing.T) {
 		// (the late device holds it there for 3 s), whenever that is on a
 		// busy machine.
 		go func() {
-			deadline := time.Now().Add(20 * time.Second)
-			for b.deliveryRows(c.ID)["claimed"] < campaigns.ClaimSlice && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
+			defer doomed.Close()
+			deadline := time.After(20 * time.Second)
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for b.deliveryRows(c.ID)["claimed"] < campaigns.ClaimSlice {
+				select {
+				case <-tick.C:
+				case <-deadline:
+					return
+				}
 			}
-			doomed.Close()
 		}()
 		if err := (&campaigns.BatchWorker{Service: doomedSvc}).Work(ctx, batchJob(c.ID, 0, 1)); err == nil {
 			t.Fatal("the crashed run reported success")

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/database/dbtest"
@@ -97,17 +99,28 @@ func TestHub(t *testing.T) {
 		for _, id := range []string{"-1", "-2", "-3"} {
 			b.record(t, prefix+id)
 		}
+		// The client reads nothing until the hub gave up on it.
 		deadline := time.After(15 * time.Second)
-		for {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		overruns := func() float64 {
+			var m dto.Metric
+			b.hub.Collectors()[1].(prometheus.Counter).Write(&m)
+			return m.GetCounter().GetValue()
+		}
+		for overruns() == 0 {
 			select {
-			case _, ok := <-stream.C:
-				if !ok {
-					return // closed: its client reconnects and resumes
-				}
+			case <-tick.C:
 			case <-deadline:
 				t.Fatal("a stream that could not keep up stayed open")
 			}
-			time.Sleep(100 * time.Millisecond) // a slow client
+		}
+		n := 0
+		for range stream.C {
+			n++
+		}
+		if n != 1 {
+			t.Fatalf("the closed stream held %d messages, want its one buffered", n)
 		}
 	})
 }

@@ -68,13 +68,20 @@ func (b *testBundle) dispatch(t *testing.T) {
 // ended, which other tests' transactions may hold up for a moment.
 func (b *testBundle) dispatched(t *testing.T, endpointID int64, n int) []int64 {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.After(15 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		b.dispatch(t)
-		if ids := b.deliveries(t, endpointID); len(ids) >= n || time.Now().After(deadline) {
+		ids := b.deliveries(t, endpointID)
+		if len(ids) >= n {
 			return ids
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return ids
+		}
 	}
 }
 
