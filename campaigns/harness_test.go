@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/apps/appstest"
 	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/database/dbtest"
@@ -116,20 +117,7 @@ func setup(t *testing.T) *testBundle {
 	e := getEnv(t)
 	ctx := context.Background()
 	id := randomID()
-	app, err := e.store.Create(ctx, e.pool, "app-"+id, "App", "mailto:ops@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, _ := e.store.Secrets(ctx, e.pool, app.ID)
-	p8, err := e.sim.NewAPNsKey("T"+id[:9], "K"+id[:9])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec.Credentials.APNs = &delivery.APNsCredentials{KeyP8: p8, KeyID: "K" + id[:9], TeamID: "T" + id[:9], Topic: "com.example.app", Endpoint: e.sim.URL}
-	sec.Credentials.FCM = &delivery.FCMCredentials{ProjectID: e.sim.FCMProject, Endpoint: e.sim.URL, AccessToken: e.sim.FCMAccessToken}
-	if err := e.store.SetSecrets(ctx, e.pool, app.ID, sec); err != nil {
-		t.Fatal(err)
-	}
+	app, _ := appstest.Simulated(t, e.pool, e.store, e.sim, "app-"+id)
 	slug, name := "list-"+id, "News "+id
 	if _, err := subscribers.CreateList(ctx, e.pool, subscribers.ListParams{Slug: &slug, Name: &name}); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/herald-im/herald/apikeys"
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/apps/appstest"
 	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/config"
@@ -178,23 +179,7 @@ func setup(t *testing.T) *testBundle {
 	e := getEnv(t)
 	ctx := context.Background()
 	suffix := randomSuffix()
-	app, err := e.store.Create(ctx, e.pool, "app-"+suffix, "Test app", "mailto:ops@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := e.store.Secrets(ctx, e.pool, app.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p8, err := e.sim.NewAPNsKey("TEAM"+suffix[:6], "KEY"+suffix[:7])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec.Credentials.APNs = &delivery.APNsCredentials{KeyP8: p8, KeyID: "KEY" + suffix[:7], TeamID: "TEAM" + suffix[:6], Topic: "com.example.app", Endpoint: e.sim.URL}
-	sec.Credentials.FCM = &delivery.FCMCredentials{ProjectID: e.sim.FCMProject, Endpoint: e.sim.URL, AccessToken: e.sim.FCMAccessToken}
-	if err := e.store.SetSecrets(ctx, e.pool, app.ID, sec); err != nil {
-		t.Fatal(err)
-	}
+	app, sec := appstest.Simulated(t, e.pool, e.store, e.sim, "app-"+suffix)
 	b := &testBundle{env: e, t: t, appSlug: app.Slug, appID: app.ID, vapidKey: app.VAPIDPublicKey,
 		identity: sec.IdentitySecret, list: "list-" + suffix}
 	for _, r := range []struct {
