@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 
 	"github.com/herald-im/herald/audit"
@@ -364,21 +363,19 @@ func receive(ctx context.Context, tx pgx.Tx, actor audit.Actor, in inbound) (*Me
 	if err != nil {
 		return nil, nil, err
 	}
-	if m, err := byClientKey(ctx, tx, conv.ID, in.clientKey); err != nil || m != nil {
-		if m != nil {
-			err = errDuplicate
-		}
-		return m, conv, err
-	}
+	// A key sent before conflicts and inserts nothing: the earlier message
+	// is the answer. The conversation's row lock orders two sends at once.
 	m, err := scanMessage(tx.QueryRow(ctx, `
 		INSERT INTO conversation_messages (conversation_id, author, body, client_key, origin, campaign_id, action, reply_to, attachment_id)
 		VALUES ($1, 'subscriber', $2, nullif($3, ''), $4, $5, $6, $7, $8)
+		ON CONFLICT (conversation_id, client_key) WHERE client_key IS NOT NULL DO NOTHING
 		RETURNING `+messageReturning, conv.ID, in.body, in.clientKey, in.origin, in.campaignID, in.action, in.replyTo, in.attachmentID))
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-		// The same key in flight twice: the conversation row lock makes this
-		// rare, but a racing first message of a new conversation can get here.
-		return nil, nil, fmt.Errorf("%w: message sent twice at once", ErrConflict)
+	if errors.Is(err, pgx.ErrNoRows) {
+		earlier, err := byClientKey(ctx, tx, conv.ID, in.clientKey)
+		if err == nil {
+			err = errDuplicate
+		}
+		return earlier, conv, err
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("conversations: add message: %w", err)
