@@ -3,6 +3,7 @@ package conversations
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -213,7 +214,7 @@ func (s *Service) answerKeyword(ctx context.Context, tx pgx.Tx, actor audit.Acto
 func (s *Service) ListKeywords(ctx context.Context, listID int64) (*Keywords, error) {
 	var raw []byte
 	if err := s.pool.QueryRow(ctx, `SELECT keywords FROM lists WHERE id = $1`, listID).Scan(&raw); err != nil {
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, ErrNotFound
 		}
 		return nil, fmt.Errorf("conversations: list keywords: %w", err)

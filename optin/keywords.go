@@ -2,6 +2,7 @@ package optin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -50,7 +51,7 @@ func (s *Service) KeywordResubscribe(ctx context.Context, tx pgx.Tx, actor audit
 		err := tx.QueryRow(ctx, `UPDATE memberships m SET status = 'confirmed', confirmed_at = now(), updated_at = now()
 			FROM lists l WHERE l.id = m.list_id AND m.list_id = $1 AND m.subscriber_id = $2 AND m.status = 'unsubscribed'
 			RETURNING l.consent_version`, id, subscriberID).Scan(&version)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
 		if err != nil {
