@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/database"
@@ -175,4 +176,51 @@ func (s *Service) OpenAttachment(ctx context.Context, token string) (*Attachment
 		return nil, nil, err
 	}
 	return a, data, nil
+}
+
+// UnsentAttachmentTTL is how long an upload may wait for the message that
+// sends it before it is deleted.
+const UnsentAttachmentTTL = 24 * time.Hour
+
+// PurgeUnsentArgs deletes uploads that no message sent.
+type PurgeUnsentArgs struct{}
+
+// Kind is the job kind.
+func (PurgeUnsentArgs) Kind() string { return "conversations.purge_unsent_attachments" }
+
+// InsertOpts makes one run per period however many processes schedule it.
+func (PurgeUnsentArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueConversations, UniqueOpts: river.UniqueOpts{ByPeriod: 30 * time.Minute}}
+}
+
+// PurgeUnsentWorker runs PurgeUnsentArgs.
+type PurgeUnsentWorker struct {
+	river.WorkerDefaults[PurgeUnsentArgs]
+	Service *Service
+}
+
+// Work deletes uploads older than UnsentAttachmentTTL that no message
+// names, with their bytes, in one transaction.
+func (w *PurgeUnsentWorker) Work(ctx context.Context, _ *river.Job[PurgeUnsentArgs]) error {
+	s := w.Service
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `DELETE FROM attachments a
+			WHERE a.created_at < now() - $1::interval
+			  AND NOT EXISTS (SELECT 1 FROM conversation_messages m WHERE m.attachment_id = a.id)
+			RETURNING storage_key`, UnsentAttachmentTTL.String())
+		if err != nil {
+			return fmt.Errorf("conversations: purge unsent attachments: %w", err)
+		}
+		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("conversations: purge unsent attachments: %w", err)
+		}
+		n = len(keys)
+		return s.storage.Delete(ctx, tx, keys)
+	})
+	if err == nil && n > 0 {
+		s.logger.Info("purged attachments no message sent", "attachments", n)
+	}
+	return err
 }

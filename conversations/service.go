@@ -103,6 +103,7 @@ func (s *Service) AddWorkers(workers *river.Workers) {
 	river.AddWorker(workers, &DeliverWorker{Service: s})
 	river.AddWorker(workers, &WakeWorker{Service: s})
 	river.AddWorker(workers, &DrainWorker{Service: s})
+	river.AddWorker(workers, &PurgeUnsentWorker{Service: s})
 }
 
 // Queues is the River queue configuration of conversation pushes. The
@@ -119,6 +120,9 @@ func PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(30*time.Second), func() (river.JobArgs, *river.InsertOpts) {
 			return DrainArgs{}, nil
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
+			return PurgeUnsentArgs{}, nil
 		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
 }

@@ -383,6 +383,28 @@ func TestService(t *testing.T) {
 		if _, _, err := b.svc.OpenAttachment(b.ctx, token); err == nil {
 			t.Fatal("an erased attachment is still served")
 		}
+		// An upload no message sent is purged after a day; a sent one stays.
+		unsent, err := b.svc.Upload(b.ctx, public, other.id, b.app.ID, png)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent, _ := b.svc.Upload(b.ctx, public, other.id, b.app.ID, png)
+		if _, _, err := b.svc.Send(b.ctx, public, other.id, b.app.ID, conversations.SendRequest{AttachmentID: &sent.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pool.Exec(b.ctx, `UPDATE attachments SET created_at = now() - interval '25 hours' WHERE id = ANY($1)`,
+			[]int64{unsent.ID, sent.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if err := (&conversations.PurgeUnsentWorker{Service: b.svc}).Work(b.ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.svc.AttachmentOf(b.ctx, unsent.ID, 0); !errors.Is(err, conversations.ErrNotFound) {
+			t.Fatalf("an unsent upload survived the purge: %v", err)
+		}
+		if _, err := b.svc.AttachmentOf(b.ctx, sent.ID, 0); err != nil {
+			t.Fatalf("a sent attachment was purged: %v", err)
+		}
 	})
 
 	t.Run("CannedResponsesFillPlaceholdersAndSearchFindsText", func(t *testing.T) {

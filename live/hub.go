@@ -23,6 +23,10 @@ type Message struct {
 	// Signal is a passing signal's JSON payload, for Topic.
 	Signal json.RawMessage
 	Topic  string
+	// Meta is what a filter decoded from the payload, kept so that an event
+	// is decoded once however many streams look at it. Filters run one
+	// after another on the hub's goroutine; streams only read it.
+	Meta any
 }
 
 // Filter decides whether a stream receives a message.

@@ -177,12 +177,19 @@ type eventMeta struct {
 }
 
 func metaOf(m *live.Message) (eventMeta, bool) {
+	if meta, ok := m.Meta.(eventMeta); ok {
+		return meta, true
+	}
 	var meta eventMeta
 	raw := m.Signal
 	if m.Event != nil {
 		raw = m.Event.Payload
 	}
-	return meta, json.Unmarshal(raw, &meta) == nil
+	if json.Unmarshal(raw, &meta) != nil {
+		return meta, false
+	}
+	m.Meta = meta
+	return meta, true
 }
 
 // staffEvents is the staff event stream. Admins receive every event;
