@@ -117,9 +117,43 @@ type campaignRun struct {
 	// peakRSSAt100k is the peak until 100,000 messages were delivered, for
 	// comparing memory at 100k and 1M devices within one campaign.
 	peakRSSAt100k int64
+	// cost is what the campaign cost this process and the database.
+	cost dbCost
 }
 
 func (r campaignRun) rate() float64 { return float64(r.devices) / r.sending.Seconds() }
+
+// dbCost is this process's CPU and the database's writes over a span.
+type dbCost struct {
+	cpu      time.Duration
+	walBytes int64 // the cluster's WAL (pg_stat_wal)
+	rows     int64 // rows inserted, updated and deleted in this database (pg_stat_user_tables)
+}
+
+// sampleCost reads the counters dbCost is made of.
+func sampleCost(ctx context.Context, pool *pgxpool.Pool) (dbCost, error) {
+	c := dbCost{cpu: cpuTime()}
+	err := pool.QueryRow(ctx, `SELECT (SELECT wal_bytes FROM pg_stat_wal)::bigint,
+		(SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables)::bigint`).Scan(&c.walBytes, &c.rows)
+	return c, err
+}
+
+// since is the cost from an earlier sample to now. Table statistics reach
+// pg_stat_user_tables up to a second after a transaction ends: it waits
+// for them.
+func (c dbCost) since(ctx context.Context, pool *pgxpool.Pool) (dbCost, error) {
+	cpu := cpuTime() - c.cpu
+	time.Sleep(1500 * time.Millisecond)
+	now, err := sampleCost(ctx, pool)
+	return dbCost{cpu: cpu, walBytes: now.walBytes - c.walBytes, rows: now.rows - c.rows}, err
+}
+
+// per is the cost per message as text.
+func (c dbCost) per(messages int64) string {
+	m := float64(max(messages, 1))
+	return fmt.Sprintf("%.0f us CPU, %.0f WAL bytes, %.1f rows written per message", float64(c.cpu.Microseconds())/m,
+		float64(c.walBytes)/m, float64(c.rows)/m)
+}
 
 // benchSecret is the benchmarks' HERALD_SECRET.
 var benchSecret = []byte("herald-bench-secret-herald-bench-secret!")
@@ -228,6 +262,7 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 		ratio := r.rate() / bare.rate()
 		fmt.Printf("  %-10s %18.0f %22.0f %8.2fx %15s   (targets: >= 0.60x %s; first delivery <= 1s %s)\n", p, bare.rate(), r.rate(), ratio,
 			r.firstLag.Round(time.Millisecond), verdict(ratio >= 0.6), verdict(r.firstLag <= time.Second))
+		fmt.Printf("  %-10s Herald: %s (bare library: %.0f us CPU)\n", "", r.cost.per(r.devices), bare.cpuPer())
 	}
 	small, err := run("mixed 100k", []string{"sample"})
 	if err != nil {
@@ -245,6 +280,7 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	}
 	fmt.Printf("  mixed campaign, %d devices: %v from scheduled time to finished (%.0f msg/s), first delivery %v after the scheduled time (%s)\n",
 		big.devices, big.total.Round(time.Millisecond), big.rate(), big.firstLag.Round(time.Millisecond), verdict(big.firstLag <= time.Second))
+	fmt.Printf("  mixed campaign cost: %s\n", big.cost.per(big.devices))
 	fmt.Printf("  peak RSS of Herald (simulator excluded): a %d-device campaign %.1f MB; the %d-device campaign %.1f MB after 100k delivered, %.1f MB over all\n",
 		small.devices, float64(small.peakRSS)/1024, big.devices, float64(big.peakRSSAt100k)/1024, float64(big.peakRSS)/1024)
 	fmt.Printf("  1M / 100k within the campaign: %.2f (target: < 300 MB and flat: %s)\n",
@@ -293,6 +329,10 @@ func runCampaign(ctx context.Context, pool *pgxpool.Pool, svc *campaigns.Service
 	}
 	runtime.GC()
 	debug.FreeOSMemory()
+	cost0, err := sampleCost(ctx, pool)
+	if err != nil {
+		return campaignRun{}, err
+	}
 	var rss rssSampler
 	rss.peak.Store(vmRSS())
 	stop := make(chan struct{})
@@ -337,8 +377,12 @@ func runCampaign(ctx context.Context, pool *pgxpool.Pool, svc *campaigns.Service
 			if st.Delivered != st.Sent || st.Sent == 0 {
 				return campaignRun{}, fmt.Errorf("%s: %+v", name, st)
 			}
+			cost, err := cost0.since(ctx, pool)
+			if err != nil {
+				return campaignRun{}, err
+			}
 			return campaignRun{devices: st.Delivered, firstLag: first.Sub(at), sending: done.Sub(first), total: done.Sub(at),
-				peakRSS: rss.peak.Load(), peakRSSAt100k: at100k}, nil
+				peakRSS: rss.peak.Load(), peakRSSAt100k: at100k, cost: cost}, nil
 		}
 		if cur.Status == campaigns.StatusFailed {
 			return campaignRun{}, fmt.Errorf("%s failed", name)
