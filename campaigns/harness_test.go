@@ -202,8 +202,43 @@ func (b *testBundle) waitStatus(id int64, want campaigns.Status, within time.Dur
 		}
 		return st.Status == want
 	}, func() string { return fmt.Sprintf("campaign %d is %s, want %s (%+v)", id, st.Status, want, st) })
+	b.countersMatch(id)
 	return st
 }
+
+// countersMatch checks that a campaign's delivery counters equal a recount
+// of its delivery rows, read in one statement (one snapshot).
+func (b *testBundle) countersMatch(id int64) {
+	b.t.Helper()
+	var diff []string
+	rows, err := b.pool.Query(context.Background(), CountersDiffSQL, id)
+	if err == nil {
+		diff, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		b.t.Fatalf("recount deliveries of campaign %d: %v", id, err)
+	}
+	if len(diff) > 0 {
+		b.t.Fatalf("campaign %d: counters differ from a recount of its rows: %v", id, diff)
+	}
+}
+
+// CountersDiffSQL lists, for campaign $1, every (platform, status, outcome)
+// whose kept totals differ from a count of the delivery rows.
+const CountersDiffSQL = `
+	WITH recount AS (
+		SELECT platform, status, coalesce(outcome, '') AS outcome, count(*) AS n,
+			count(*) FILTER (WHERE resends > 0) AS resent, count(*) FILTER (WHERE retry_at IS NOT NULL) AS waiting
+		FROM deliveries WHERE campaign_id = $1 GROUP BY 1, 2, 3
+	), kept AS (
+		SELECT platform, status, outcome, sum(n) AS n, sum(resent) AS resent, sum(waiting) AS waiting
+		FROM campaign_delivery_counts WHERE campaign_id = $1 GROUP BY 1, 2, 3
+		HAVING sum(n) <> 0 OR sum(resent) <> 0 OR sum(waiting) <> 0
+	)
+	SELECT format('%s/%s/%s: rows %s/%s/%s, counters %s/%s/%s', coalesce(r.platform, k.platform),
+		coalesce(r.status, k.status), coalesce(r.outcome, k.outcome), r.n, r.resent, r.waiting, k.n, k.resent, k.waiting)
+	FROM recount r FULL JOIN kept k USING (platform, status, outcome)
+	WHERE r.n IS DISTINCT FROM k.n OR r.resent IS DISTINCT FROM k.resent OR r.waiting IS DISTINCT FROM k.waiting`
 
 // waitFor checks cond each time a River job of the package's client ends a
 // run (completed, failed, snoozed, cancelled), and at least every 100 ms for

@@ -92,6 +92,11 @@ func (s *Service) newSendRun(ctx context.Context, c *Campaign, q *audienceQuery,
 	if err != nil {
 		return nil, err
 	}
+	// Nearly always there already (one lookup by key): made when the
+	// campaign was created and when it started.
+	if err := ensurePartitions(ctx, s.pool, c.ID); err != nil {
+		return nil, err
+	}
 	var tok [8]byte
 	if _, err := rand.Read(tok[:]); err != nil {
 		return nil, fmt.Errorf("campaigns: run token: %w", err)

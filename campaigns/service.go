@@ -49,6 +49,9 @@ type Config struct {
 	Secret    []byte
 	// BatchSize is how many devices one batch job sends to; 0 means 1000.
 	BatchSize int
+	// DeliveryRetention is how long per-device delivery records are kept
+	// after their campaign ended; 0 means DefaultDeliveryRetention.
+	DeliveryRetention time.Duration
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
 }
@@ -94,7 +97,9 @@ func NewService(pool *pgxpool.Pool, inserter *river.Client[pgx.Tx], senders *app
 
 // metrics are the service's Prometheus counters.
 type metrics struct {
-	mends *prometheus.CounterVec
+	mends             *prometheus.CounterVec
+	partitionsDropped prometheus.Counter
+	partitionErrors   prometheus.Counter
 }
 
 func newMetrics() metrics {
@@ -103,12 +108,20 @@ func newMetrics() metrics {
 			Name: "herald_campaign_mends_total",
 			Help: "Disagreements between a campaign's state and its work that the reconciler found and mended, by kind.",
 		}, []string{"kind"}),
+		partitionsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_delivery_partitions_dropped_total",
+			Help: "Partitions of per-device delivery records dropped because their campaigns ended longer ago than the retention period.",
+		}),
+		partitionErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_delivery_partition_errors_total",
+			Help: "Delivery partitions that could not be made ahead of time when a campaign was created (made again when it starts).",
+		}),
 	}
 }
 
 // Collectors are the service's metrics, for a Prometheus registry.
 func (s *Service) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.metrics.mends}
+	return []prometheus.Collector{s.metrics.mends, s.metrics.partitionsDropped, s.metrics.partitionErrors}
 }
 
 // Drain tells running campaign jobs that the process is stopping: each
@@ -135,6 +148,7 @@ func (s *Service) AddWorkers(w *river.Workers, observe func(delivery.Outcome)) {
 	river.AddWorker(w, &BatchWorker{Service: s})
 	river.AddWorker(w, &RetryWorker{Service: s})
 	river.AddWorker(w, &ReconcileWorker{Service: s})
+	river.AddWorker(w, &RetentionWorker{Service: s})
 }
 
 // Params creates or edits a campaign; nil fields are left alone on edit.
@@ -241,6 +255,13 @@ func (s *Service) Create(ctx context.Context, actor audit.Actor, p Params) (*Cam
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Its delivery partition is made now rather than when it starts, where
+	// it would wait on the table's lock. Failing here loses nothing: the
+	// start job and every batch make it too.
+	if err := ensurePartitions(ctx, s.pool, id); err != nil {
+		s.metrics.partitionErrors.Inc()
+		s.logger.Warn("delivery partition not made ahead", "campaign_id", id, "error", err)
 	}
 	return s.Get(ctx, id)
 }

@@ -61,6 +61,13 @@ func (w *StartWorker) Work(ctx context.Context, job *river.Job[StartArgs]) error
 	if err != nil {
 		return err
 	}
+	if status == StatusRunning {
+		// Its batches write into it; a draft older than the retention
+		// period may have lost it.
+		if err := ensurePartitions(ctx, s.pool, a.CampaignID); err != nil {
+			return err
+		}
+	}
 	switch status {
 	case StatusPaused:
 		return s.parkWave(ctx, a)

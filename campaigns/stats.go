@@ -40,12 +40,27 @@ type Stats struct {
 	Opens               int64            `json:"opens"`
 	ActionTaps          map[string]int64 `json:"action_taps"`
 	Replies             int64            `json:"replies"`
+	// ByPlatform splits the delivery figures by provider.
+	ByPlatform map[string]*PlatformStats `json:"by_platform"`
 }
 
-// Stats reads a campaign's counters.
+// PlatformStats are one provider's share of a campaign's deliveries.
+type PlatformStats struct {
+	Sent           int64            `json:"sent"`
+	Delivered      int64            `json:"delivered"`
+	Failed         int64            `json:"failed"`
+	Unknown        int64            `json:"unknown"`
+	InFlight       int64            `json:"in_flight"`
+	FailedByReason map[string]int64 `json:"failed_by_reason"`
+}
+
+// Stats reads a campaign's counters. Its cost does not grow with the
+// campaign: the delivery figures are totals kept as the outcomes are
+// written (campaign_delivery_counts), not a count of the delivery rows, so
+// they stay when the rows expire.
 func (s *Service) Stats(ctx context.Context, id int64) (*Stats, error) {
 	st := &Stats{FailedByReason: map[string]int64{}, Batches: map[string]int64{}, RetryRounds: map[string]int64{},
-		ActionTaps: map[string]int64{}}
+		ActionTaps: map[string]int64{}, ByPlatform: map[string]*PlatformStats{}}
 	err := s.pool.QueryRow(ctx, `SELECT status, audience_size, clicks, action_taps, replies, mended, confirmed_deliveries, opens
 		FROM campaigns WHERE id = $1`, id).
 		Scan(&st.Status, &st.AudienceSize, &st.Clicks, &st.ActionTaps, &st.Replies, &st.Mended, &st.ConfirmedDeliveries, &st.Opens)
@@ -68,35 +83,50 @@ func (s *Service) Stats(ctx context.Context, id int64) (*Stats, error) {
 
 func (s *Service) deliveryCounts(ctx context.Context, id int64, st *Stats) error {
 	rows, err := s.pool.Query(ctx, `
-		SELECT status, coalesce(outcome, ''), count(*), count(*) FILTER (WHERE resends > 0),
-			count(*) FILTER (WHERE retry_at IS NOT NULL)
-		FROM deliveries WHERE campaign_id = $1 GROUP BY 1, 2`, id)
+		SELECT platform, status, outcome, sum(n)::bigint, sum(resent)::bigint, sum(waiting)::bigint
+		FROM campaign_delivery_counts
+		WHERE campaign_id = $1
+		GROUP BY 1, 2, 3`, id)
 	if err != nil {
 		return fmt.Errorf("campaigns: stats of %d: %w", id, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var status, outcome string
+		var platform, status, outcome string
 		var n, resent, waiting int64
-		if err := rows.Scan(&status, &outcome, &n, &resent, &waiting); err != nil {
+		if err := rows.Scan(&platform, &status, &outcome, &n, &resent, &waiting); err != nil {
 			return fmt.Errorf("campaigns: stats of %d: %w", id, err)
 		}
+		if n == 0 && resent == 0 && waiting == 0 {
+			continue // a group every row has left
+		}
+		p := st.ByPlatform[platform]
+		if p == nil {
+			p = &PlatformStats{FailedByReason: map[string]int64{}}
+			st.ByPlatform[platform] = p
+		}
+		p.Sent += n
 		st.Sent += n
 		st.Resent += resent
 		st.ThrottledWaiting += waiting
 		switch status {
 		case "delivered":
 			st.Delivered += n
+			p.Delivered += n
 		case "failed":
 			st.Failed += n
 			st.FailedByReason[outcome] += n
+			p.Failed += n
+			p.FailedByReason[outcome] += n
 			if outcome == "device_gone" {
 				st.DevicesDeactivated += n
 			}
 		case "unknown":
 			st.Unknown += n
+			p.Unknown += n
 		case "claimed":
 			st.InFlight += n
+			p.InFlight += n
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -58,6 +58,10 @@ type Config struct {
 	// batches finish the slice they are sending and record it; what is still
 	// in flight when it runs out is cut off and recorded as unknown.
 	ShutdownGrace time.Duration
+	// DeliveryRetention is how long a campaign's per-device delivery records
+	// are kept after it ended (HERALD_DELIVERY_RETENTION, e.g. 90d); its
+	// totals are kept for good.
+	DeliveryRetention time.Duration
 	// WebPushHosts are the host suffixes Web Push endpoints may have
 	// (HERALD_WEBPUSH_HOSTS, comma-separated; "*" for any host); empty means
 	// the browsers' push services (delivery.DefaultWebPushHosts).
@@ -152,6 +156,7 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 		RescueStuckAfter:       r.duration("HERALD_RESCUE_STUCK_AFTER", 2*time.Minute),
 		BatchSize:              r.integer("HERALD_BATCH_SIZE", 1000),
 		ShutdownGrace:          r.duration("HERALD_SHUTDOWN_GRACE", 25*time.Second),
+		DeliveryRetention:      r.duration("HERALD_DELIVERY_RETENTION", 90*24*time.Hour),
 		WorkerID:               r.str("HERALD_WORKER_ID", ""),
 		AttachmentDir:          r.str("HERALD_ATTACHMENT_DIR", ""),
 		WebhookPrivateNetworks: r.boolean("HERALD_WEBHOOK_PRIVATE_NETWORKS", false),
@@ -212,8 +217,8 @@ func FromLookup(lookup func(string) (string, bool), requireSecret bool) (*Config
 		"HERALD_CONFIRM_TOKEN_TTL": c.ConfirmTokenTTL, "HERALD_PENDING_PURGE_AFTER": c.PendingPurgeAfter,
 		"HERALD_UNSUBSCRIBE_TOKEN_TTL": c.UnsubscribeTokenTTL, "HERALD_SUBSCRIBER_TOKEN_TTL": c.SubscriberTokenTTL,
 		"HERALD_JOB_TIMEOUT": c.JobTimeout, "HERALD_RESCUE_STUCK_AFTER": c.RescueStuckAfter,
-		"HERALD_SHUTDOWN_GRACE": c.ShutdownGrace,
-		"HERALD_SESSION_IDLE":   c.SessionIdle, "HERALD_SESSION_MAX_AGE": c.SessionMaxAge, "HERALD_INVITATION_TTL": c.InvitationTTL,
+		"HERALD_SHUTDOWN_GRACE": c.ShutdownGrace, "HERALD_DELIVERY_RETENTION": c.DeliveryRetention,
+		"HERALD_SESSION_IDLE": c.SessionIdle, "HERALD_SESSION_MAX_AGE": c.SessionMaxAge, "HERALD_INVITATION_TTL": c.InvitationTTL,
 	} {
 		if v <= 0 {
 			return nil, &Error{name, "must be a positive duration such as 48h"}
@@ -304,9 +309,17 @@ func (r *reader) duration(name string, def time.Duration) time.Duration {
 	if v == "" {
 		return def
 	}
+	// Retention periods read best in days, which time.ParseDuration lacks.
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n > 100_000 {
+			r.fail(name, "must be a duration such as 90d, 48h or 30m")
+		}
+		return time.Duration(n) * 24 * time.Hour
+	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		r.fail(name, "must be a duration such as 48h or 30m")
+		r.fail(name, "must be a duration such as 90d, 48h or 30m")
 	}
 	return d
 }

@@ -19,7 +19,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Listen != "127.0.0.1:8080" || c.PublicURL != "http://127.0.0.1:8080" || c.ConfirmTokenTTL != 48*time.Hour ||
-		c.DatabaseURL != config.DefaultDatabaseURL || c.RateLimitPerIP != 60 {
+		c.DatabaseURL != config.DefaultDatabaseURL || c.RateLimitPerIP != 60 || c.DeliveryRetention != 90*24*time.Hour {
 		t.Fatalf("defaults %+v", c)
 	}
 }
@@ -44,11 +44,21 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"HERALD_WORKER_ID":                {"HERALD_SECRET": secret, "HERALD_WORKER_ID": "Worker One"},
 		"HERALD_WEBPUSH_HOSTS":            {"HERALD_SECRET": secret, "HERALD_WEBPUSH_HOSTS": "push.example.com,http://evil/"},
 		"HERALD_WEBPUSH_PRIVATE_NETWORKS": {"HERALD_SECRET": secret, "HERALD_WEBPUSH_PRIVATE_NETWORKS": "sometimes"},
+		"HERALD_DELIVERY_RETENTION":       {"HERALD_SECRET": secret, "HERALD_DELIVERY_RETENTION": "ninety days"},
 	}
 	for variable, env := range tests {
 		_, err := config.FromLookup(lookup(env), true)
 		if err == nil || !strings.Contains(err.Error(), variable) || !config.IsConfigError(err) {
 			t.Errorf("%s: error %v", variable, err)
+		}
+	}
+	if c, err := config.FromLookup(lookup(map[string]string{"HERALD_SECRET": secret, "HERALD_DELIVERY_RETENTION": "30d"}), true); err != nil ||
+		c.DeliveryRetention != 30*24*time.Hour {
+		t.Errorf("HERALD_DELIVERY_RETENTION=30d: %v", err)
+	}
+	for _, v := range []string{"0d", "-3d", "d"} {
+		if _, err := config.FromLookup(lookup(map[string]string{"HERALD_SECRET": secret, "HERALD_DELIVERY_RETENTION": v}), true); err == nil {
+			t.Errorf("HERALD_DELIVERY_RETENTION=%s accepted", v)
 		}
 	}
 	// migrate needs no secret.

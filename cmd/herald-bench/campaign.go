@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -109,6 +110,7 @@ func vmRSS() int64 {
 }
 
 type campaignRun struct {
+	id       int64
 	devices  int64
 	firstLag time.Duration // first delivery after the scheduled time
 	sending  time.Duration // first delivery to finished
@@ -281,6 +283,12 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	fmt.Printf("  mixed campaign, %d devices: %v from scheduled time to finished (%.0f msg/s), first delivery %v after the scheduled time (%s)\n",
 		big.devices, big.total.Round(time.Millisecond), big.rate(), big.firstLag.Round(time.Millisecond), verdict(big.firstLag <= time.Second))
 	fmt.Printf("  mixed campaign cost: %s\n", big.cost.per(big.devices))
+	p50, p95, err := timeStats(ctx, svc, big.id, 200)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  stats call on the finished %d-device campaign: p50 %v, p95 %v (target: < 10ms: %s)\n",
+		big.devices, p50.Round(10*time.Microsecond), p95.Round(10*time.Microsecond), verdict(p95 < 10*time.Millisecond))
 	fmt.Printf("  peak RSS of Herald (simulator excluded): a %d-device campaign %.1f MB; the %d-device campaign %.1f MB after 100k delivered, %.1f MB over all\n",
 		small.devices, float64(small.peakRSS)/1024, big.devices, float64(big.peakRSSAt100k)/1024, float64(big.peakRSS)/1024)
 	fmt.Printf("  1M / 100k within the campaign: %.2f (target: < 300 MB and flat: %s)\n",
@@ -352,8 +360,6 @@ func runCampaign(ctx context.Context, pool *pgxpool.Pool, svc *campaigns.Service
 				}
 			}
 		}
-		// Poll the status only: Stats groups every delivery row, and polling
-		// it would load the database the campaign is writing to.
 		cur, err := svc.Get(ctx, c.ID)
 		if err != nil {
 			return campaignRun{}, err
@@ -381,7 +387,7 @@ func runCampaign(ctx context.Context, pool *pgxpool.Pool, svc *campaigns.Service
 			if err != nil {
 				return campaignRun{}, err
 			}
-			return campaignRun{devices: st.Delivered, firstLag: first.Sub(at), sending: done.Sub(first), total: done.Sub(at),
+			return campaignRun{id: c.ID, devices: st.Delivered, firstLag: first.Sub(at), sending: done.Sub(first), total: done.Sub(at),
 				peakRSS: rss.peak.Load(), peakRSSAt100k: at100k, cost: cost}, nil
 		}
 		if cur.Status == campaigns.StatusFailed {
@@ -389,4 +395,19 @@ func runCampaign(ctx context.Context, pool *pgxpool.Pool, svc *campaigns.Service
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// timeStats calls Stats n times on a campaign and returns the median and the
+// 95th percentile of the calls' durations.
+func timeStats(ctx context.Context, svc *campaigns.Service, id int64, n int) (p50, p95 time.Duration, err error) {
+	took := make([]time.Duration, n)
+	for i := range took {
+		start := time.Now()
+		if _, err := svc.Stats(ctx, id); err != nil {
+			return 0, 0, err
+		}
+		took[i] = time.Since(start)
+	}
+	slices.Sort(took)
+	return took[n/2], took[n*95/100], nil
 }

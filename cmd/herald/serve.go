@@ -144,7 +144,7 @@ func serve(args []string) error {
 	registry.MustRegister(usersSvc.Collectors()...)
 
 	campaignSvc := campaigns.NewService(pool, inserter, senders, optinSvc, campaigns.Config{
-		PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: cfg.BatchSize,
+		PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: cfg.BatchSize, DeliveryRetention: cfg.DeliveryRetention,
 	}, logger)
 	registry.MustRegister(campaignSvc.Collectors()...)
 
@@ -416,7 +416,7 @@ func newRiverClient(conf *config.Config, pool *pgxpool.Pool, logger *slog.Logger
 			cfg.Queues[name] = q
 		}
 		cfg.FetchCooldown = 20 * time.Millisecond
-		cfg.PeriodicJobs = []*river.PeriodicJob{optin.PurgePeriodicJob(), campaigns.ReconcilePeriodicJob(), database.AnalyzePeriodicJob(),
+		cfg.PeriodicJobs = []*river.PeriodicJob{optin.PurgePeriodicJob(), campaigns.ReconcilePeriodicJob(), campaigns.RetentionPeriodicJob(), database.AnalyzePeriodicJob(),
 			users.PurgePeriodicJob()}
 		cfg.PeriodicJobs = append(cfg.PeriodicJobs, conversations.PeriodicJobs()...)
 		cfg.PeriodicJobs = append(cfg.PeriodicJobs, audit.PurgeOutboxPeriodicJob())
