@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -248,15 +250,6 @@ func runImport(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, imp
 		return GetImport(ctx, pool, importID)
 	}
 
-	// Room for the merge's joins to hash in memory instead of sorting on disk.
-	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '256MB'`); err != nil {
-		return nil, fmt.Errorf("subscribers: import settings: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE import_staging (
-		line_no integer, external_id text, email text, locale text, timezone text, attributes jsonb,
-		lists bigint[], consent_source text) ON COMMIT DROP`); err != nil {
-		return nil, fmt.Errorf("subscribers: import staging: %w", err)
-	}
 	listIDs, err := listIDsBySlug(ctx, tx)
 	if err != nil {
 		return nil, err
@@ -268,24 +261,15 @@ func runImport(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, imp
 			logger.Warn("import progress not recorded", "import_id", importID, "rows_read", n, "error", err)
 		}
 	}}
+	started := time.Now()
 	src := &chunkReader{ctx: ctx, pool: pool, importID: importID}
 	if err := p.start(src); err != nil {
 		// The header was checked at upload, so this is a storage problem.
 		return nil, err
 	}
-	copied, err := tx.CopyFrom(ctx, pgx.Identifier{"import_staging"},
-		[]string{"line_no", "external_id", "email", "locale", "timezone", "attributes", "lists", "consent_source"},
-		pgx.CopyFromFunc(p.next))
+	copied, staged, merged, err := mergeShards(ctx, pool, p, slices.Collect(maps.Values(listIDs)))
 	if err != nil {
-		return nil, fmt.Errorf("subscribers: import copy: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `ANALYZE import_staging`); err != nil {
-		return nil, fmt.Errorf("subscribers: import analyze: %w", err)
-	}
-	for _, q := range []string{mergeByExternalID, mergeByEmail} {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("subscribers: import merge: %w", err)
-		}
+		return nil, err
 	}
 	rowErrors, err := json.Marshal(p.errors)
 	if err != nil {
@@ -306,6 +290,9 @@ func runImport(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, imp
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("subscribers: commit import: %w", err)
 	}
+	logger.Info("import finished", "import_id", importID, "rows_read", p.read, "rows_imported", copied, "rows_failed", p.failed,
+		"stage_ms", staged.Sub(started).Milliseconds(), "merge_ms", merged.Sub(staged).Milliseconds(),
+		"commit_ms", time.Since(merged).Milliseconds())
 	// A large import changes the tables' sizes faster than autovacuum
 	// notices; campaigns right after it should be planned for the new sizes.
 	if copied > 10_000 {
@@ -324,30 +311,44 @@ func runImport(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, imp
 // statement over the whole staging table. A membership that is unsubscribed
 // stays unsubscribed: an import never overrides an opt-out. The newest row
 // (highest line) wins when a file names a person twice.
+//
+// They write only what changes: people already present are found by a
+// join and updated only where the file says something new; memberships
+// already present are left alone (pending ones are confirmed). Importing a
+// file a second time writes next to nothing. A row someone else inserts
+// between the join and the insert (a sign-up at that very moment) fails the
+// statement with a unique violation; the job's retry then finds it present.
 const mergeByExternalID = `
 WITH src AS (
 	SELECT DISTINCT ON (external_id) * FROM import_staging WHERE external_id IS NOT NULL
 	ORDER BY external_id, line_no DESC
-), up AS (
+), old AS (
+	SELECT s.id, s.external_id FROM subscribers s JOIN src USING (external_id)
+), ins AS (
 	INSERT INTO subscribers (external_id, email, locale, timezone, attributes)
 	SELECT external_id, email, coalesce(locale, ''), coalesce(timezone, ''), coalesce(attributes, '{}') FROM src
-	ON CONFLICT (external_id) DO UPDATE SET
-		email = coalesce(EXCLUDED.email, subscribers.email),
-		locale = CASE WHEN EXCLUDED.locale <> '' THEN EXCLUDED.locale ELSE subscribers.locale END,
-		timezone = CASE WHEN EXCLUDED.timezone <> '' THEN EXCLUDED.timezone ELSE subscribers.timezone END,
-		attributes = subscribers.attributes || EXCLUDED.attributes,
-		updated_at = now()
+	WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.external_id = src.external_id)
 	RETURNING id, external_id
-), mem AS (
-	INSERT INTO memberships (list_id, subscriber_id, status, confirmed_at)
-	SELECT l.id, up.id, 'confirmed', now() FROM up JOIN src USING (external_id) CROSS JOIN unnest(src.lists) AS l(id)
-	ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'confirmed', confirmed_at = now(), updated_at = now()
-		WHERE memberships.status = 'pending'
-	RETURNING list_id, subscriber_id
-)
-INSERT INTO consent_records (subscriber_id, list_id, list_slug, action, source, detail, consent_version)
-SELECT mem.subscriber_id, mem.list_id, l.slug, 'confirm', 'import', src.consent_source, l.consent_version
-FROM mem JOIN up ON up.id = mem.subscriber_id JOIN src USING (external_id) JOIN lists l ON l.id = mem.list_id`
+), upd AS (
+	UPDATE subscribers s SET
+		email = coalesce(src.email, s.email),
+		locale = CASE WHEN coalesce(src.locale, '') <> '' THEN src.locale ELSE s.locale END,
+		timezone = CASE WHEN coalesce(src.timezone, '') <> '' THEN src.timezone ELSE s.timezone END,
+		attributes = s.attributes || coalesce(src.attributes, '{}'),
+		updated_at = now()
+	FROM src
+	WHERE s.external_id = src.external_id
+	  AND (src.email IS NOT NULL AND src.email IS DISTINCT FROM s.email
+	    OR coalesce(src.locale, '') NOT IN ('', s.locale)
+	    OR coalesce(src.timezone, '') NOT IN ('', s.timezone)
+	    OR NOT s.attributes @> coalesce(src.attributes, '{}'))
+	RETURNING s.id
+), ids AS (
+	SELECT id, external_id FROM ins UNION ALL SELECT id, external_id FROM old
+), want AS (
+	SELECT l.id AS list_id, ids.id AS subscriber_id, src.consent_source
+	FROM ids JOIN src USING (external_id) CROSS JOIN unnest(src.lists) AS l(id)
+)` + mergeMemberships
 
 const mergeByEmail = `
 WITH src AS (
@@ -368,19 +369,36 @@ WITH src AS (
 		timezone = CASE WHEN coalesce(m.timezone, '') <> '' THEN m.timezone ELSE s.timezone END,
 		attributes = s.attributes || coalesce(m.attributes, '{}'), updated_at = now()
 	FROM matched m WHERE s.id = m.existing
-	RETURNING s.id, m.em
+	  AND (coalesce(m.locale, '') NOT IN ('', s.locale)
+	    OR coalesce(m.timezone, '') NOT IN ('', s.timezone)
+	    OR NOT s.attributes @> coalesce(m.attributes, '{}'))
+	RETURNING s.id
 ), ids AS (
-	SELECT id, em FROM ins UNION ALL SELECT id, em FROM upd
-), mem AS (
+	SELECT id, em FROM ins UNION ALL SELECT existing, em FROM matched WHERE existing IS NOT NULL
+), want AS (
+	SELECT l.id AS list_id, ids.id AS subscriber_id, m.consent_source
+	FROM ids JOIN matched m USING (em) CROSS JOIN unnest(m.lists) AS l(id)
+)` + mergeMemberships
+
+// mergeMemberships ends both merges: from want (list, subscriber, consent
+// source) it inserts the memberships that do not exist, confirms pending
+// ones, leaves confirmed and unsubscribed ones alone, and records consent
+// for every membership it created or confirmed.
+const mergeMemberships = `, fresh AS (
 	INSERT INTO memberships (list_id, subscriber_id, status, confirmed_at)
-	SELECT l.id, ids.id, 'confirmed', now() FROM ids JOIN matched m USING (em) CROSS JOIN unnest(m.lists) AS l(id)
-	ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'confirmed', confirmed_at = now(), updated_at = now()
-		WHERE memberships.status = 'pending'
+	SELECT w.list_id, w.subscriber_id, 'confirmed', now() FROM want w
+	WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.list_id = w.list_id AND m.subscriber_id = w.subscriber_id)
 	RETURNING list_id, subscriber_id
+), confirmed AS (
+	UPDATE memberships m SET status = 'confirmed', confirmed_at = now(), updated_at = now()
+	FROM want w WHERE m.list_id = w.list_id AND m.subscriber_id = w.subscriber_id AND m.status = 'pending'
+	RETURNING m.list_id, m.subscriber_id
+), mem AS (
+	SELECT list_id, subscriber_id FROM fresh UNION ALL SELECT list_id, subscriber_id FROM confirmed
 )
 INSERT INTO consent_records (subscriber_id, list_id, list_slug, action, source, detail, consent_version)
-SELECT mem.subscriber_id, mem.list_id, l.slug, 'confirm', 'import', m.consent_source, l.consent_version
-FROM mem JOIN ids ON ids.id = mem.subscriber_id JOIN matched m USING (em) JOIN lists l ON l.id = mem.list_id`
+SELECT mem.subscriber_id, mem.list_id, l.slug, 'confirm', 'import', w.consent_source, l.consent_version
+FROM mem JOIN want w USING (list_id, subscriber_id) JOIN lists l ON l.id = mem.list_id`
 
 func listIDsBySlug(ctx context.Context, db database.DB) (map[string]int64, error) {
 	rows, err := db.Query(ctx, `SELECT slug, id FROM lists`)

@@ -62,8 +62,12 @@ func Request(ctx context.Context, db database.DB, list *List, subscriberID int64
 	// ON CONFLICT locks the existing row even when its WHERE leaves it
 	// alone, so a concurrent second request waits for the first and then
 	// sees it as recent.
-	err := db.QueryRow(ctx, `INSERT INTO memberships (list_id, subscriber_id, status, pending_at, confirmed_at)
-		VALUES ($1, $2, $3, CASE WHEN $3 = 'pending' THEN now() END, CASE WHEN $3 = 'confirmed' THEN now() END)
+	// The list is locked as a foreign key would (see migration 010): it
+	// cannot be deleted before this commits.
+	err := db.QueryRow(ctx, `WITH l AS (SELECT id FROM lists WHERE id = $1 FOR KEY SHARE)
+		INSERT INTO memberships (list_id, subscriber_id, status, pending_at, confirmed_at)
+		SELECT l.id, $2::bigint, $3::text, CASE WHEN $3::text = 'pending' THEN now() END,
+			CASE WHEN $3::text = 'confirmed' THEN now() END FROM l
 		ON CONFLICT (list_id, subscriber_id) DO UPDATE SET
 			status = EXCLUDED.status, pending_at = EXCLUDED.pending_at,
 			confirmed_at = EXCLUDED.confirmed_at, unsubscribed_at = NULL, updated_at = now()
@@ -75,6 +79,9 @@ func Request(ctx context.Context, db database.DB, list *List, subscriberID int64
 		// Left alone: confirmed already, or pending since moments ago.
 		err = db.QueryRow(ctx, `SELECT status, pending_at FROM memberships WHERE list_id = $1 AND subscriber_id = $2`,
 			list.ID, subscriberID).Scan(&r.Status, &pendingAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return Requested{}, fmt.Errorf("%w: list %d was deleted", ErrNotFound, list.ID)
+		}
 		if err != nil {
 			return Requested{}, fmt.Errorf("subscribers: request membership: %w", err)
 		}
@@ -103,8 +110,9 @@ func Confirm(ctx context.Context, db database.DB, listID, subscriberID int64) (b
 // SetConfirmed makes a membership confirmed whatever it was, for admins and
 // imports that hold proof of consent. It reports whether anything changed.
 func SetConfirmed(ctx context.Context, db database.DB, listID, subscriberID int64) (bool, error) {
-	tag, err := db.Exec(ctx, `INSERT INTO memberships (list_id, subscriber_id, status, confirmed_at)
-		VALUES ($1, $2, 'confirmed', now())
+	tag, err := db.Exec(ctx, `WITH l AS (SELECT id FROM lists WHERE id = $1 FOR KEY SHARE)
+		INSERT INTO memberships (list_id, subscriber_id, status, confirmed_at)
+		SELECT l.id, $2::bigint, 'confirmed', now() FROM l
 		ON CONFLICT (list_id, subscriber_id) DO UPDATE SET status = 'confirmed', confirmed_at = now(),
 			unsubscribed_at = NULL, updated_at = now()
 		WHERE memberships.status <> 'confirmed'`, listID, subscriberID)
