@@ -30,8 +30,11 @@ type Options struct {
 	// RootCAs replaces the system roots for provider connections; the
 	// simulator's certificate is trusted this way.
 	RootCAs *x509.CertPool
-	// Concurrency bounds requests in flight per platform across every Send
-	// call on the sender, so batches sent at once share one bound; 0 means 128.
+	// Concurrency fixes the requests in flight per platform across every
+	// Send call on the sender, so batches sent at once share one bound. 0,
+	// the default, lets the bound follow each provider's latency (see
+	// concurrencyLimit): more requests in flight to a provider that answers
+	// slowly, fewer when answers start to queue.
 	Concurrency int
 	Logger      *slog.Logger
 	// Now is the clock for VAPID tokens; nil means time.Now.
@@ -73,7 +76,7 @@ type Sender struct {
 	concurrency int
 	logger      *slog.Logger
 	limiters    map[Platform]*rate.Limiter
-	inflight    map[Platform]chan struct{}
+	inflight    map[Platform]*concurrencyLimit
 	// requestTimeout bounds each provider request; see defaultRequestTimeout.
 	requestTimeout time.Duration
 	// broken holds, per platform, the reason credentials were refused: once a
@@ -94,9 +97,6 @@ var ErrConfig = errors.New("delivery: bad credentials")
 // NewSender builds provider clients for the configured platforms.
 func NewSender(ctx context.Context, creds Credentials, opts Options) (*Sender, error) {
 	s := &Sender{concurrency: opts.Concurrency, logger: opts.Logger, requestTimeout: defaultRequestTimeout}
-	if s.concurrency <= 0 {
-		s.concurrency = 128
-	}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -104,9 +104,13 @@ func NewSender(ctx context.Context, creds Credentials, opts Options) (*Sender, e
 	if now == nil {
 		now = time.Now
 	}
-	s.inflight = map[Platform]chan struct{}{}
+	s.inflight = map[Platform]*concurrencyLimit{}
 	for _, p := range []Platform{PlatformAPNs, PlatformFCM, PlatformWebPush} {
-		s.inflight[p] = make(chan struct{}, s.concurrency)
+		if s.concurrency > 0 {
+			s.inflight[p] = newFixedLimit(s.concurrency)
+		} else {
+			s.inflight[p] = newAdaptiveLimit()
+		}
 	}
 	s.limiters = map[Platform]*rate.Limiter{}
 	rates := map[Platform]float64{PlatformFCM: DefaultFCMRate}
@@ -126,9 +130,11 @@ func NewSender(ctx context.Context, creds Credentials, opts Options) (*Sender, e
 		}
 	}
 	transport := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: opts.RootCAs},
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: s.concurrency,
+		TLSClientConfig:   &tls.Config{RootCAs: opts.RootCAs},
+		ForceAttemptHTTP2: true,
+		// Connections kept for providers speaking HTTP/1.1 (some Web Push
+		// services), as many as the requests in flight that fit.
+		MaxIdleConnsPerHost: max(s.concurrency, 128),
 		IdleConnTimeout:     90 * time.Second,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 	}
@@ -205,13 +211,15 @@ func (s *Sender) send(ctx context.Context, m *Message, devices []Device, stream 
 					outcomes[i] = Outcome{DeviceID: devices[i].ID, Platform: platform, Class: ClassNotSent, Reason: notSentReason(ctx, err)}
 					continue
 				}
-				if err := acquire(ctx, slots); err != nil {
+				if err := slots.acquire(ctx); err != nil {
 					outcomes[i] = Outcome{DeviceID: devices[i].ID, Platform: platform, Class: ClassNotSent, Reason: notSentReason(ctx, err)}
 					continue
 				}
 				wg.Go(func() {
-					defer func() { <-slots }()
-					o := send(ctx, &devices[i])
+					start := time.Now()
+					var o Outcome
+					defer func() { slots.release(time.Since(start), sampleOf(o.Class)) }()
+					o = send(ctx, &devices[i])
 					if o.Class == ClassConfigError {
 						if _, loaded := s.broken.LoadOrStore(platform, o.Reason); !loaded {
 							s.logger.Error("provider refused credentials; sending stopped for this platform",
@@ -244,19 +252,28 @@ func (s *Sender) wait(ctx context.Context, p Platform, stream *rate.Limiter) err
 	return nil
 }
 
-// acquire takes an in-flight slot unless ctx ends first.
-func acquire(ctx context.Context, slots chan struct{}) error {
-	select {
-	case slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+// sampleOf says what an outcome tells the in-flight limit: an answer's
+// round trip is the provider's latency; a throttle says to slow down; a
+// failure to connect, a request cut off or never sent says nothing about
+// how fast the provider answers.
+func sampleOf(c Class) sampleKind {
+	switch c {
+	case ClassDelivered, ClassDeviceGone, ClassRejected:
+		return sampleAnswered
+	case ClassThrottled:
+		return sampleThrottled
+	default:
+		return sampleNone
 	}
-	if err := ctx.Err(); err != nil {
-		// Both were ready and select took the slot: give it back.
-		<-slots
-		return err
+}
+
+// InFlightLimit is how many requests to platform's provider the sender lets
+// be in flight at once, now.
+func (s *Sender) InFlightLimit(p Platform) int {
+	if l := s.inflight[p]; l != nil {
+		return l.current()
 	}
-	return nil
+	return 0
 }
 
 // prepare renders m for platform once and returns the per-device send.

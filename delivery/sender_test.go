@@ -327,3 +327,35 @@ func TestSendFillsPerDevicePlaceholders(t *testing.T) {
 		t.Fatalf("fcm payload %s", got)
 	}
 }
+
+// TestInFlightFollowsTheProvidersLatency sends to a provider that answers
+// after 20 ms with the default, adaptive in-flight bound: it grows past its
+// start, so the pace is not that of a fixed cap, and the messages arrive once.
+func TestInFlightFollowsTheProvidersLatency(t *testing.T) {
+	t.Parallel()
+	sim, err := simulator.Start(simulator.Config{Latency: 20 * time.Millisecond, CountOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	sender, err := delivery.NewSender(context.Background(), simCredentials(t, sim), delivery.Options{RootCAs: sim.CertPool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := sender.InFlightLimit(delivery.PlatformFCM)
+	devices := make([]delivery.Device, 4000)
+	for i := range devices {
+		devices[i] = delivery.Device{ID: int64(i), Platform: delivery.PlatformFCM, Token: sim.NewFCMToken()}
+	}
+	for _, o := range sender.Send(context.Background(), testMessage, devices) {
+		if o.Class != delivery.ClassDelivered {
+			t.Fatalf("outcome %+v", o)
+		}
+	}
+	if got := sender.InFlightLimit(delivery.PlatformFCM); got <= start {
+		t.Fatalf("in-flight bound %d after 4,000 sends at 20 ms, want it grown past %d", got, start)
+	}
+	if n := sim.Delivered(); n != int64(len(devices)) {
+		t.Fatalf("simulator received %d, want %d", n, len(devices))
+	}
+}

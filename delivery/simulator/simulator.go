@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,9 +79,10 @@ type Server struct {
 	FCMProject     string
 	FCMAccessToken string
 
-	srv    *httptest.Server
-	logger *slog.Logger
-	now    func() time.Time
+	srv     *httptest.Server
+	latency atomic.Int64 // nanoseconds
+	logger  *slog.Logger
+	now     func() time.Time
 
 	mu        sync.Mutex
 	received  map[string][]Received // platform + ":" + token
@@ -136,6 +138,10 @@ type Config struct {
 	// DerivedWebPushSubscription after a restart, so seeded demo devices
 	// keep working.
 	Secret []byte
+	// Latency holds back every provider answer, as a real provider's
+	// network and processing do (tens of milliseconds); SetLatency changes
+	// it while the simulator runs.
+	Latency time.Duration
 }
 
 // Start starts a simulator with a fresh self-signed certificate.
@@ -153,6 +159,7 @@ func Start(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.SetLatency(cfg.Latency)
 	addr := cfg.Listen
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -162,10 +169,11 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("simulator: listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /3/device/{token}", s.apns(false))
-	mux.HandleFunc("POST /sandbox/3/device/{token}", s.apns(true))
-	mux.HandleFunc("POST /v1/projects/{project}/messages:send", s.fcm)
-	mux.HandleFunc("POST /wp/{id}", s.webPush)
+	mux.HandleFunc("POST /3/device/{token}", s.lagged(s.apns(false)))
+	mux.HandleFunc("POST /sandbox/3/device/{token}", s.lagged(s.apns(true)))
+	mux.HandleFunc("POST /v1/projects/{project}/messages:send", s.lagged(s.fcm))
+	mux.HandleFunc("POST /wp/{id}", s.lagged(s.webPush))
+	mux.HandleFunc("POST /sim/latency", s.latencyHTTP)
 	mux.HandleFunc("GET /sim/stats", s.stats)
 	mux.HandleFunc("GET /sim/received", s.receivedHTTP)
 	mux.HandleFunc("POST /sim/reset", s.reset)
@@ -448,4 +456,36 @@ func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
 	return b
+}
+
+// SetLatency sets how long every provider answer is held back.
+func (s *Server) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }
+
+// lagged holds a provider request for the simulator's latency first. The
+// wait ends early when the client gives up on the request.
+func (s *Server) lagged(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if d := time.Duration(s.latency.Load()); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				panic(http.ErrAbortHandler)
+			}
+		}
+		h(w, r)
+	}
+}
+
+// latencyHTTP sets the latency from ?ms=, for a simulator in another
+// process (the benchmark's).
+func (s *Server) latencyHTTP(w http.ResponseWriter, r *http.Request) {
+	ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+	if err != nil || ms < 0 || ms > 60_000 {
+		http.Error(w, "ms must be 0 to 60000", http.StatusBadRequest)
+		return
+	}
+	s.SetLatency(time.Duration(ms) * time.Millisecond)
+	w.WriteHeader(http.StatusNoContent)
 }
