@@ -197,7 +197,25 @@ func (s *Service) markUnknown(ctx context.Context, campaignID int64, batch int) 
 	if err != nil {
 		return fmt.Errorf("campaigns: mark unknown: %w", err)
 	}
-	if n := tag.RowsAffected(); n > 0 {
+	n := tag.RowsAffected()
+	// Slices a stopped run claimed and never recorded: their devices become
+	// unknown delivery rows in the statement that deletes the slices, so a
+	// run that is still recording one finds it gone and writes nothing.
+	tag, err = s.pool.Exec(ctx, `
+		WITH sl AS (
+			DELETE FROM campaign_slices WHERE campaign_id = $1 AND batch = $2
+			RETURNING batch, platform, token, device_ids, subscriber_ids, claimed_at
+		)
+		INSERT INTO deliveries (campaign_id, device_id, subscriber_id, batch, platform, status, outcome, reason,
+			claimed_at, finished_at, claim_token)
+		SELECT $1, u.device_id, u.subscriber_id, sl.batch, sl.platform, 'unknown', 'unknown',
+			'the sending process stopped before the outcome was recorded', sl.claimed_at, now(), sl.token
+		FROM sl CROSS JOIN unnest(sl.device_ids, sl.subscriber_ids) AS u(device_id, subscriber_id)
+		ON CONFLICT (campaign_id, device_id) DO NOTHING`, campaignID, batch)
+	if err != nil {
+		return fmt.Errorf("campaigns: mark unknown: %w", err)
+	}
+	if n += tag.RowsAffected(); n > 0 {
 		s.logger.Warn("claims of a stopped run marked unknown", "campaign_id", campaignID, "batch", batch, "count", n)
 	}
 	return nil

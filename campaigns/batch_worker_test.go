@@ -381,7 +381,7 @@ func TestDatabaseFaults(t *testing.T) {
 		}
 		c := b.create(campaigns.Params{})
 		// The first slice is sent, then its backend dies as it records.
-		hit := b.faults.add(c.ID, "UPDATE deliveries d SET status = u.status", "terminate", 1)
+		hit := b.faults.add(c.ID, "DELETE FROM campaign_slices WHERE id = $2", "terminate", 1)
 		must(b.svc.ScheduleCampaign(ctx, audit.System("test"), c.ID))
 		<-hit
 		st := b.waitStatus(c.ID, campaigns.StatusFinished, 30*time.Second)

@@ -264,7 +264,11 @@ func (b *testBundle) waitFor(within time.Duration, cond func() bool, what func()
 }
 
 func (b *testBundle) deliveryRows(id int64) map[string]int {
-	rows, _ := b.pool.Query(context.Background(), `SELECT status, count(*) FROM deliveries WHERE campaign_id = $1 GROUP BY 1`, id)
+	// Devices of open slices (claimed, not yet recorded) count as claimed.
+	rows, _ := b.pool.Query(context.Background(), `SELECT status, sum(n)::int FROM (
+			SELECT status, count(*) AS n FROM deliveries WHERE campaign_id = $1 GROUP BY 1
+			UNION ALL SELECT 'claimed', sum(cardinality(device_ids)) FROM campaign_slices WHERE campaign_id = $1
+		) c WHERE n > 0 GROUP BY 1`, id)
 	out, _ := pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct {
 		s string
 		n int

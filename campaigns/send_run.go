@@ -47,6 +47,9 @@ type claimed struct {
 	// "failed" for a retry-failed round.
 	was      string
 	attempts int
+	// slice is the campaign_slices row of a first claim; 0 for a row that
+	// was claimed again (a resend, a retry).
+	slice int64
 }
 
 // claimedColumns are what sending needs of a device and its subscriber, in
@@ -257,33 +260,56 @@ func (r *sendRun) release(ctx context.Context, devices []claimed, reason string)
 	return r.s.record(recordCtx, r.c.ID, r.token, devices, notSent, r.expiry, false)
 }
 
-// claim inserts a delivery row for up to n audience devices of the batch
-// that have none yet, and returns exactly the devices this call claimed.
-// The rows are committed before anything is sent.
+// claim claims up to n audience devices of the batch that have no delivery
+// row and are in no open slice of the batch, as one campaign_slices row,
+// and returns exactly those devices (each carrying the slice's id). The
+// slice is committed before anything is sent. Claims of one batch are taken
+// one after the other (an advisory lock for the transaction), so that two
+// runs of the batch (a rescue while the first still runs) never claim one
+// device twice: each sees the other's committed slice.
 func (s *Service) claim(ctx context.Context, campaignID int64, batch int, token int64, q *audienceQuery, n int) ([]claimed, error) {
 	k := len(q.args)
-	// One statement: what is claimed is exactly what is returned for sending.
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`
-		WITH aud AS (
-			SELECT %s %s AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.campaign_id = $%d AND x.device_id = d.id)
-			ORDER BY d.id LIMIT %d
-		),
-		ins AS (
-			INSERT INTO deliveries (campaign_id, device_id, subscriber_id, batch, platform, status, claim_token)
-			SELECT $%d, id, subscriber_id, $%d, platform, 'claimed', $%d FROM aud
-			ON CONFLICT (campaign_id, device_id) DO NOTHING
-			RETURNING device_id
-		)
-		SELECT aud.* FROM aud JOIN ins ON ins.device_id = aud.id`, claimedColumns, q.from, k+1, n, k+1, k+2, k+3),
-		q.params(campaignID, batch, token)...)
-	if err != nil {
-		return nil, fmt.Errorf("campaigns: claim: %w", err)
-	}
-	devices, err := pgx.CollectRows(rows, scanClaimed)
-	if err != nil {
-		return nil, fmt.Errorf("campaigns: claim: %w", err)
-	}
-	return devices, nil
+	var devices []claimed
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('herald.claim:' || $1::bigint || ':' || $2::int, 0))`,
+			campaignID, batch); err != nil {
+			return fmt.Errorf("campaigns: claim: lock batch: %w", err)
+		}
+		// One statement: what is claimed is exactly what is returned for
+		// sending.
+		rows, err := tx.Query(ctx, fmt.Sprintf(`
+			WITH aud AS (
+				SELECT %s %s
+				  AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.campaign_id = $%d AND x.device_id = d.id)
+				  AND NOT EXISTS (SELECT 1 FROM campaign_slices sl
+				                  WHERE sl.campaign_id = $%d AND sl.batch = $%d AND d.id = ANY (sl.device_ids))
+				ORDER BY d.id LIMIT %d
+			),
+			slice AS (
+				INSERT INTO campaign_slices (campaign_id, batch, platform, token, device_ids, subscriber_ids)
+				SELECT $%d, $%d, min(platform), $%d, array_agg(id ORDER BY id), array_agg(subscriber_id ORDER BY id)
+				FROM aud HAVING count(*) > 0
+				RETURNING id
+			)
+			SELECT aud.*, slice.id FROM aud CROSS JOIN slice`, claimedColumns, q.from, k+1, k+1, k+2, n, k+1, k+2, k+3),
+			q.params(campaignID, batch, token)...)
+		if err != nil {
+			return fmt.Errorf("campaigns: claim: %w", err)
+		}
+		devices, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (claimed, error) {
+			c := claimed{attempts: 1}
+			d := &c.device
+			err := r.Scan(&d.ID, &d.SubscriberID, &d.AppID, &d.Platform, &d.Token, &d.APNsTopic, &d.APNsEnvironment,
+				&d.P256dh, &d.Auth, &d.UpdatedAt, &c.locale, &c.slice)
+			c.subscriberID = d.SubscriberID
+			return c, err
+		})
+		if err != nil {
+			return fmt.Errorf("campaigns: claim: %w", err)
+		}
+		return nil
+	})
+	return devices, err
 }
 
 // resendAndSend claims, sends and records the next slice of the run's open
@@ -479,6 +505,40 @@ func (r *sendRun) send(ctx context.Context, devices []claimed, limiter *rate.Lim
 	return ctx.Err()
 }
 
+// recordSlice writes the outcomes of a first claim as delivery rows in the
+// statement that deletes its slice: if another run took the slice first
+// (it found it open at its start and wrote its devices as unknown), nothing
+// is written. Devices not sent are left out; the batch claims them again.
+func (s *Service) recordSlice(ctx context.Context, campaignID, token, slice int64, written *int64, ids, subs []int64,
+	platforms, statuses, classes, reasons, providerIDs []string, retryAt []*time.Time) error {
+	if len(ids) == 0 {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM campaign_slices WHERE id = $1 AND token = $2`, slice, token)
+		if err != nil {
+			return fmt.Errorf("campaigns: release a slice that was never sent: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			*written = -1
+		}
+		return nil
+	}
+	tag, err := s.pool.Exec(ctx, `
+		WITH sl AS (
+			DELETE FROM campaign_slices WHERE id = $2 AND token = $3 RETURNING batch, claimed_at
+		)
+		INSERT INTO deliveries (campaign_id, device_id, subscriber_id, batch, platform, status, outcome, reason, provider_id,
+			retry_at, claimed_at, finished_at, claim_token)
+		SELECT $1, u.device_id, u.subscriber_id, sl.batch, u.platform, u.status, u.outcome, nullif(u.reason, ''),
+			nullif(u.pid, ''), u.retry_at, sl.claimed_at, now(), $3
+		FROM sl CROSS JOIN unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+			$11::timestamptz[]) AS u(device_id, subscriber_id, platform, status, outcome, reason, pid, retry_at)`,
+		campaignID, slice, token, ids, subs, platforms, statuses, classes, reasons, providerIDs, retryAt)
+	if err != nil {
+		return fmt.Errorf("campaigns: record outcomes: %w", err)
+	}
+	*written = tag.RowsAffected()
+	return nil
+}
+
 // record writes a slice's outcomes in one statement (two when some requests
 // never left), deactivates gone devices in one more, and fails the campaign
 // when the provider refused the credentials.
@@ -496,6 +556,12 @@ func (s *Service) record(ctx context.Context, campaignID, token int64, devices [
 	retryAt, resends := make([]*time.Time, 0, n), make([]int32, 0, n)
 	var release []int64
 	var gone []subscribers.Gone
+	subs, platforms := make([]int64, 0, n), make([]string, 0, n)
+	// A first claim's devices all come from one slice (see claim).
+	var slice int64
+	if n > 0 {
+		slice = devices[0].slice
+	}
 	configError := ""
 	now := s.now()
 	for i, o := range outcomes {
@@ -541,9 +607,14 @@ func (s *Service) record(ctx context.Context, campaignID, token int64, devices [
 		}
 		ids, statuses, classes, reasons = append(ids, d.device.ID), append(statuses, status), append(classes, class), append(reasons, reason)
 		providerIDs, retryAt, resends = append(providerIDs, o.ProviderID), append(retryAt, at), append(resends, resend)
+		subs, platforms = append(subs, d.subscriberID), append(platforms, string(d.device.Platform))
 	}
 	written := int64(0)
 	write := func(db database.DB) error {
+		if slice != 0 {
+			return s.recordSlice(ctx, campaignID, token, slice, &written, ids, subs, platforms, statuses, classes, reasons,
+				providerIDs, retryAt)
+		}
 		tag, err := db.Exec(ctx, `UPDATE deliveries d SET status = u.status, outcome = u.outcome, reason = nullif(u.reason, ''),
 				provider_id = nullif(u.pid, ''), retry_at = u.retry_at, resends = d.resends + u.resends, finished_at = now()
 			FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int[])
@@ -566,7 +637,7 @@ func (s *Service) record(ctx context.Context, campaignID, token int64, devices [
 		return nil
 	}
 	var err error
-	if len(release) == 0 {
+	if len(release) == 0 || slice != 0 {
 		err = write(s.pool)
 	} else {
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return write(tx) })
@@ -574,7 +645,16 @@ func (s *Service) record(ctx context.Context, campaignID, token int64, devices [
 	if err != nil {
 		return err
 	}
-	if lost := int64(len(ids)+len(release)) - written; lost > 0 {
+	lost := int64(len(ids)+len(release)) - written
+	if slice != 0 {
+		// Released devices have no row to write: the slice's deletion was
+		// theirs.
+		lost = int64(len(ids)) - written
+		if written < 0 {
+			lost = int64(len(release))
+		}
+	}
+	if lost > 0 {
 		// Another run of the batch took these claims (it found them unknown
 		// at its start and resends them under the collapse key): what this
 		// run learnt of them is not written over that.

@@ -132,6 +132,30 @@ func (s *Service) deliveryCounts(ctx context.Context, id int64, st *Stats) error
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("campaigns: stats of %d: %w", id, err)
 	}
+	// Devices of slices claimed and not yet recorded have no row yet: at
+	// most one slice per running batch.
+	rows, err = s.pool.Query(ctx, `SELECT platform, sum(cardinality(device_ids))::bigint FROM campaign_slices
+		WHERE campaign_id = $1 GROUP BY 1`, id)
+	if err != nil {
+		return fmt.Errorf("campaigns: stats of %d: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var platform string
+		var n int64
+		if err := rows.Scan(&platform, &n); err != nil {
+			return fmt.Errorf("campaigns: stats of %d: %w", id, err)
+		}
+		p := st.ByPlatform[platform]
+		if p == nil {
+			p = &PlatformStats{FailedByReason: map[string]int64{}}
+			st.ByPlatform[platform] = p
+		}
+		st.Sent, st.InFlight, p.Sent, p.InFlight = st.Sent+n, st.InFlight+n, p.Sent+n, p.InFlight+n
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("campaigns: stats of %d: %w", id, err)
+	}
 	return nil
 }
 

@@ -10,12 +10,20 @@ import (
 // Bounds of an adaptive in-flight limit. A provider answering in 20 ms needs
 // about 200 requests in flight for 10,000 messages a second; the ceiling
 // keeps memory bounded (each request in flight holds a goroutine and its
-// buffers) should a provider slow to seconds.
+// buffers) should a provider slow to seconds. The floor is what a fast
+// provider needs to keep this process busy (measured: below it, a provider
+// answering at once gets fewer messages a second, not faster answers).
 const (
-	adaptiveMinLimit     = 16
-	adaptiveInitialLimit = 64
+	adaptiveMinLimit     = 128
+	adaptiveInitialLimit = 128
 	adaptiveMaxLimit     = 2048
-	rttTolerance         = 1.5
+	// rttTolerance is how much longer than the no-queue round trip an
+	// average round trip may be and still count as no queue. Round trips
+	// scatter (timers, scheduling, the provider's own work), and a pipeline
+	// that keeps this process and the database busy adds its own waits:
+	// measured at 20 ms, holding the average within 1.5 times the no-queue
+	// round trip cost a fifth of the throughput that twice allows.
+	rttTolerance = 2.0
 )
 
 // concurrencyLimit bounds the requests in flight to one provider. A fixed
@@ -44,7 +52,7 @@ type concurrencyLimit struct {
 	saturated bool // the limit was reached in this window
 	throttled bool
 	// noLoad is the round trip with no queue: the lowest one seen, allowed
-	// to creep up by 1/64 a window, so that it follows a provider that
+	// to creep up by 1/32 a window, so that it follows a provider that
 	// became slower for good, but slowly enough that a queue that persists
 	// is not taken for the provider's own pace.
 	noLoad time.Duration
@@ -146,13 +154,11 @@ func (l *concurrencyLimit) learn(rtt time.Duration, kind sampleKind) {
 	if l.noLoad == 0 {
 		l.noLoad = l.min
 	}
-	l.noLoad = min(l.min, l.noLoad+l.noLoad/64)
+	l.noLoad = min(l.min, l.noLoad+l.noLoad/32)
 	noLoad := l.noLoad
 	avg := l.sum / time.Duration(l.n)
-	// Round trips scatter (timers, scheduling, the provider's own work)
-	// even with nothing queued; up to half again the lowest one counts as
-	// no queue, or the scatter alone would hold a slow provider's limit
-	// down.
+	// Up to rttTolerance times the no-queue round trip counts as no queue,
+	// or scatter alone would hold a slow provider's limit down.
 	queued := max(0, l.limit*(1-float64(noLoad)*rttTolerance/float64(max(avg, 1))))
 	lg := math.Log10(l.limit)
 	alpha, beta := max(3, 3*lg), max(6, 6*lg)

@@ -113,7 +113,7 @@ func TestConcurrencyLimit(t *testing.T) {
 		// Now the provider (or this process) serves 100 requests a
 		// millisecond-slot: whatever is in flight beyond that waits, and
 		// the round trip grows with the limit.
-		saturate(t, l, 30, func(n int) time.Duration { return time.Duration(max(1, n/100)) * time.Millisecond })
+		saturate(t, l, 15, func(n int) time.Duration { return time.Duration(max(1, n/100)) * time.Millisecond })
 		if got := l.current(); got > grown/2 {
 			t.Fatalf("limit %d (was %d) with answers queueing beyond 100 in flight", got, grown)
 		}
@@ -122,6 +122,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	t.Run("HalvesWhenThrottled", func(t *testing.T) {
 		t.Parallel()
 		l := newAdaptiveLimit()
+		saturate(t, l, 5, func(int) time.Duration { return 20 * time.Millisecond })
 		n := l.current()
 		for range n {
 			l.acquire(context.Background())

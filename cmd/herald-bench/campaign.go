@@ -224,7 +224,8 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	// Herald as `herald serve` runs it: River workers on the campaigns queue.
 	// Herald's in-flight bound is its default: it follows the latency. The
 	// bare libraries run with a fixed one (conc), as a gateway does.
-	senders := appsSenders(pool, store, roots, 0, logger)
+	heraldConc, _ := strconv.Atoi(os.Getenv("HERALD_BENCH_FIXED_CONCURRENCY")) // for comparison; 0: adaptive
+	senders := appsSenders(pool, store, roots, heraldConc, logger)
 	inserter, err := database.NewInserter(pool, logger)
 	if err != nil {
 		return err
