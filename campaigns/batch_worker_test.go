@@ -174,6 +174,8 @@ func TestBatchWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		st := must(b.svc.Stats(ctx, c.ID))
+		// The totals were kept through the crash and the resend.
+		b.countersMatch(c.ID)
 		if st.Delivered != int64(total) || st.Unknown != 0 || st.Resent != campaigns.ClaimSlice {
 			t.Fatalf("stats %+v, want all delivered and one slice resent", st)
 		}

@@ -42,6 +42,8 @@ func TestRetryFailed(t *testing.T) {
 		if st := must(b.svc.Stats(ctx, c.ID)); st.Resent != 1 || st.Unknown != 0 {
 			t.Fatalf("stats %+v", st)
 		}
+		// The totals followed the rows through the retry round.
+		b.countersMatch(c.ID)
 		for _, m := range ms {
 			if n := b.once(c, m); n != 1 {
 				t.Fatalf("received %d", n)

@@ -31,8 +31,12 @@ func benchImport(ctx context.Context, url string, n int) error {
 	if _, err := subscribers.CreateList(ctx, pool, subscribers.ListParams{Slug: &slug, Name: &name}); err != nil {
 		return err
 	}
+	// The import job logs each import's phases (staging, merge, commit);
+	// HERALD_BENCH_VERBOSE=1 shows them.
 	if os.Getenv("HERALD_BENCH_VERBOSE") != "" {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	} else {
+		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
 	csv := makeCSV(n)
 	fmt.Printf("import benchmark: %d rows, %.1f MiB CSV\n", n, float64(len(csv))/(1<<20))
