@@ -62,6 +62,13 @@ func EnsureDatabase(ctx context.Context, url string) error {
 	if err != nil {
 		return fmt.Errorf("database: parse url: %w", err)
 	}
+	// The pool's settings (pool_max_conns, ...) are for pgxpool; sent to
+	// the server as settings they would be refused.
+	for k := range cfg.RuntimeParams {
+		if strings.HasPrefix(k, "pool_") {
+			delete(cfg.RuntimeParams, k)
+		}
+	}
 	name := cfg.Database
 	if name == "" || name == "postgres" {
 		return nil

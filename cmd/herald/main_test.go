@@ -65,9 +65,13 @@ func freshDatabaseURL(t *testing.T) string {
 	rand.Read(b)
 	name := "herald_cmd_" + hex.EncodeToString(b)
 	base := dbtest.URL()
-	url := base[:strings.LastIndex(base, "/")] + "/" + name + "?sslmode=disable"
+	// Herald's processes open at most 20 connections each here (48 by
+	// default): the package's tests run several at once beside other
+	// packages, within the server's max_connections.
+	url := base[:strings.LastIndex(base, "/")] + "/" + name + "?sslmode=disable&pool_max_conns=20"
 	t.Cleanup(func() {
 		cfg, _ := pgx.ParseConfig(url)
+		delete(cfg.RuntimeParams, "pool_max_conns")
 		cfg.Database = "postgres"
 		if conn, err := pgx.ConnectConfig(context.Background(), cfg); err == nil {
 			conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
