@@ -267,7 +267,7 @@ func runImport(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, imp
 		// The header was checked at upload, so this is a storage problem.
 		return nil, err
 	}
-	copied, staged, merged, err := mergeShards(ctx, pool, p, slices.Collect(maps.Values(listIDs)))
+	copied, staged, merged, err := mergeShards(ctx, pool, logger, p, slices.Collect(maps.Values(listIDs)))
 	if err != nil {
 		return nil, err
 	}

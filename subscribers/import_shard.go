@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -35,7 +36,7 @@ type importShard struct {
 // openShard begins a shard's transaction: the lists the file may name are
 // locked as a foreign key would lock them (see migration 010), so none is
 // deleted before the import commits.
-func openShard(ctx context.Context, pool *pgxpool.Pool, listIDs []int64) (*importShard, error) {
+func openShard(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, listIDs []int64) (*importShard, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscribers: import connection: %w", err)
@@ -55,12 +56,12 @@ func openShard(ctx context.Context, pool *pgxpool.Pool, listIDs []int64) (*impor
 			lists bigint[], consent_source text) ON COMMIT DROP`,
 	} {
 		if _, err := tx.Exec(ctx, q); err != nil {
-			sh.close(ctx)
+			sh.close(ctx, logger)
 			return nil, fmt.Errorf("subscribers: import staging: %w", err)
 		}
 	}
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM lists WHERE id = ANY($1) FOR KEY SHARE`, listIDs); err != nil {
-		sh.close(ctx)
+		sh.close(ctx, logger)
 		return nil, fmt.Errorf("subscribers: import lock lists: %w", err)
 	}
 	return sh, nil
@@ -94,10 +95,14 @@ func (sh *importShard) merge(ctx context.Context) error {
 }
 
 // close rolls back what was not committed and gives the connection back.
-func (sh *importShard) close(ctx context.Context) {
-	// After a commit the rollback is a no-op; after a failure the error
-	// that ended the import is the one reported.
-	_ = sh.tx.Rollback(context.WithoutCancel(ctx))
+// After a commit there is nothing to roll back; a rollback that fails after
+// a failure is logged, beside the error that ended the import.
+func (sh *importShard) close(ctx context.Context, logger *slog.Logger) {
+	if err := sh.tx.Rollback(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
+		logger.Warn("import shard not rolled back; its connection is closed instead", "error", err)
+		sh.conn.Hijack().Close(context.WithoutCancel(ctx))
+		return
+	}
 	sh.conn.Release()
 }
 
@@ -149,17 +154,17 @@ func (c *chanSource) Err() error { return c.err }
 // between them leaves shards whose rows a retry merges again as rows that
 // are present (an import is idempotent: memberships are not duplicated, and
 // consent is recorded only for memberships it creates).
-func mergeShards(ctx context.Context, pool *pgxpool.Pool, p *rowParser, listIDs []int64) (copied int64, staged, merged time.Time, err error) {
+func mergeShards(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, p *rowParser, listIDs []int64) (copied int64, staged, merged time.Time, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	shards := make([]*importShard, 0, ImportShards)
 	defer func() {
 		for _, sh := range shards {
-			sh.close(ctx)
+			sh.close(ctx, logger)
 		}
 	}()
 	for range ImportShards {
-		sh, err := openShard(ctx, pool, listIDs)
+		sh, err := openShard(ctx, pool, logger, listIDs)
 		if err != nil {
 			return 0, staged, merged, err
 		}
