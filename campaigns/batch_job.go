@@ -144,6 +144,7 @@ func (w *BatchWorker) Work(ctx context.Context, job *river.Job[BatchArgs]) error
 	if err != nil {
 		return err
 	}
+	run.acrossBatches = b.timezone != nil
 	finished, err := run.drive(ctx, run.claimAndSend, func() error { return s.parkBatch(ctx, a) },
 		func() error { return s.cancelBatch(ctx, a) })
 	if !finished || err != nil {

@@ -88,6 +88,11 @@ type sendRun struct {
 	// token marks the claims this run holds (deliveries.claim_token): it
 	// records and releases only those.
 	token int64
+	// acrossBatches makes first claims exclude every open slice of the
+	// campaign, not only the batch's own. Batches of one wave hold disjoint
+	// devices; batches of different waves (time zones) can meet a device
+	// whose subscriber moved from one zone to another.
+	acrossBatches bool
 }
 
 func (s *Service) newSendRun(ctx context.Context, c *Campaign, q *audienceQuery, batch int, sentAt time.Time) (*sendRun, error) {
@@ -216,7 +221,7 @@ func (r *sendRun) claimAndSend(ctx context.Context) (int, error) {
 	if err := r.backlog(ctx); err != nil {
 		return 0, err
 	}
-	devices, err := r.s.claim(ctx, r.c.ID, r.batch, r.token, r.q, r.slice)
+	devices, err := r.s.claim(ctx, r.c.ID, r.batch, r.token, r.q, r.slice, r.acrossBatches)
 	if err != nil {
 		return 0, err
 	}
@@ -267,12 +272,19 @@ func (r *sendRun) release(ctx context.Context, devices []claimed, reason string)
 // one after the other (an advisory lock for the transaction), so that two
 // runs of the batch (a rescue while the first still runs) never claim one
 // device twice: each sees the other's committed slice.
-func (s *Service) claim(ctx context.Context, campaignID int64, batch int, token int64, q *audienceQuery, n int) ([]claimed, error) {
+func (s *Service) claim(ctx context.Context, campaignID int64, batch int, token int64, q *audienceQuery, n int,
+	acrossBatches bool) ([]claimed, error) {
 	k := len(q.args)
 	var devices []claimed
+	// Across batches, the lock and the exclusion are the campaign's (batch
+	// -1 names no batch): see sendRun.acrossBatches.
+	lockBatch := batch
+	if acrossBatches {
+		lockBatch = -1
+	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('herald.claim:' || $1::bigint || ':' || $2::int, 0))`,
-			campaignID, batch); err != nil {
+			campaignID, lockBatch); err != nil {
 			return fmt.Errorf("campaigns: claim: lock batch: %w", err)
 		}
 		// One statement: what is claimed is exactly what is returned for
@@ -286,7 +298,7 @@ func (s *Service) claim(ctx context.Context, campaignID int64, batch int, token 
 				SELECT %s %s
 				  AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.campaign_id = $%d AND x.device_id = d.id OFFSET 0)
 				  AND NOT EXISTS (SELECT 1 FROM campaign_slices sl
-				                  WHERE sl.campaign_id = $%d AND sl.batch = $%d AND d.id = ANY (sl.device_ids))
+				                  WHERE sl.campaign_id = $%d AND (sl.batch = $%d OR $%d) AND d.id = ANY (sl.device_ids))
 				ORDER BY d.id LIMIT %d
 			),
 			slice AS (
@@ -295,8 +307,8 @@ func (s *Service) claim(ctx context.Context, campaignID int64, batch int, token 
 				FROM aud HAVING count(*) > 0
 				RETURNING id
 			)
-			SELECT aud.*, slice.id FROM aud CROSS JOIN slice`, claimedColumns, q.from, k+1, k+1, k+2, n, k+1, k+2, k+3),
-			q.params(campaignID, batch, token)...)
+			SELECT aud.*, slice.id FROM aud CROSS JOIN slice`, claimedColumns, q.from, k+1, k+1, k+2, k+4, n, k+1, k+2, k+3),
+			q.params(campaignID, batch, token, acrossBatches)...)
 		if err != nil {
 			return fmt.Errorf("campaigns: claim: %w", err)
 		}
@@ -534,7 +546,10 @@ func (s *Service) recordSlice(ctx context.Context, campaignID, token, slice int6
 		SELECT $1, u.device_id, u.subscriber_id, sl.batch, u.platform, u.status, u.outcome, nullif(u.reason, ''),
 			nullif(u.pid, ''), u.retry_at, sl.claimed_at, now(), $3
 		FROM sl CROSS JOIN unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-			$11::timestamptz[]) AS u(device_id, subscriber_id, platform, status, outcome, reason, pid, retry_at)`,
+			$11::timestamptz[]) AS u(device_id, subscriber_id, platform, status, outcome, reason, pid, retry_at)
+		-- A row that exists already was written by another claim of the
+		-- device (it counts as not recorded here).
+		ON CONFLICT (campaign_id, device_id) DO NOTHING`,
 		campaignID, slice, token, ids, subs, platforms, statuses, classes, reasons, providerIDs, retryAt)
 	if err != nil {
 		return fmt.Errorf("campaigns: record outcomes: %w", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,10 +14,10 @@ import (
 )
 
 // ImportShards is how many connections an import merges on at once. Rows
-// are split by the person they name (external_id, else the email address),
-// so every row about one person lands in one shard and "the newest row
-// wins" holds as it did in one statement; the shards' merges touch disjoint
-// subscribers and run side by side on PostgreSQL's cores.
+// with an external_id are split by it, so every row about one person lands
+// in one shard and "the newest row wins" holds as it did in one statement;
+// the shards' merges touch disjoint subscribers and run side by side on
+// PostgreSQL's cores. Rows with only an email are merged after them.
 const ImportShards = 2
 
 // shardBatch is how many parsed rows travel to a shard's COPY at once.
@@ -60,9 +59,18 @@ func openShard(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, lis
 			return nil, fmt.Errorf("subscribers: import staging: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM lists WHERE id = ANY($1) FOR KEY SHARE`, listIDs); err != nil {
+	var locked int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM lists WHERE id = ANY($1) FOR KEY SHARE) l`,
+		listIDs).Scan(&locked); err != nil {
 		sh.close(ctx, logger)
 		return nil, fmt.Errorf("subscribers: import lock lists: %w", err)
+	}
+	if locked != len(listIDs) {
+		// A list was deleted after the file's slugs were looked up: its
+		// rows must not become memberships of a list that is gone. The
+		// job's retry looks the slugs up again.
+		sh.close(ctx, logger)
+		return nil, fmt.Errorf("subscribers: import: %d of %d lists were deleted while the import started", len(listIDs)-locked, len(listIDs))
 	}
 	return sh, nil
 }
@@ -83,13 +91,11 @@ func (sh *importShard) stage(ctx context.Context) error {
 	return nil
 }
 
-// merge writes the shard's staged rows into subscribers, memberships and
-// consent records.
-func (sh *importShard) merge(ctx context.Context) error {
-	for _, q := range []string{mergeByExternalID, mergeByEmail} {
-		if _, err := sh.tx.Exec(ctx, q); err != nil {
-			return fmt.Errorf("subscribers: import merge: %w", err)
-		}
+// merge writes the shard's staged rows of one kind (mergeByExternalID or
+// mergeByEmail) into subscribers, memberships and consent records.
+func (sh *importShard) merge(ctx context.Context, q string) error {
+	if _, err := sh.tx.Exec(ctx, q); err != nil {
+		return fmt.Errorf("subscribers: import merge: %w", err)
 	}
 	return nil
 }
@@ -106,15 +112,16 @@ func (sh *importShard) close(ctx context.Context, logger *slog.Logger) {
 	sh.conn.Release()
 }
 
-// shardOf picks the shard of a parsed row by the person it names.
+// shardOf picks the shard of a parsed row. Rows with an external_id are
+// spread by it: each shard's people are its own. Rows with only an email
+// all go to shard 0, which merges them last (see mergeShards): an email may
+// name someone another shard is writing.
 func shardOf(seed maphash.Seed, row []any, n int) int {
-	var key string
-	if ext, _ := row[1].(*string); ext != nil {
-		key = "x" + *ext
-	} else if email, _ := row[2].(*string); email != nil {
-		key = "e" + strings.ToLower(*email)
+	ext, _ := row[1].(*string)
+	if ext == nil {
+		return 0
 	}
-	return int(maphash.String(seed, key) % uint64(n))
+	return int(maphash.String(seed, *ext) % uint64(n))
 }
 
 // chanSource is a pgx.CopyFromSource over batches of rows from a channel.
@@ -232,11 +239,12 @@ func mergeShards(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, p
 	}
 	staged = time.Now()
 
+	// People named by external_id, each shard its own, side by side.
 	for i, sh := range shards {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if errs[i] = sh.merge(ctx); errs[i] != nil {
+			if errs[i] = sh.merge(ctx, mergeByExternalID); errs[i] != nil {
 				cancel()
 			}
 		}()
@@ -245,10 +253,21 @@ func mergeShards(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, p
 	if err := errors.Join(errs...); err != nil {
 		return 0, staged, merged, err
 	}
-	for _, sh := range shards {
+	// Then the rows with only an email (all in shard 0), once the other
+	// shards have committed: an email may match someone they wrote, and
+	// waiting on a shard that waits for this one would never end.
+	for _, sh := range shards[1:] {
 		if err := sh.tx.Commit(ctx); err != nil {
 			return 0, staged, merged, fmt.Errorf("subscribers: commit import shard: %w", err)
 		}
+	}
+	if err := shards[0].merge(ctx, mergeByEmail); err != nil {
+		return 0, staged, merged, err
+	}
+	if err := shards[0].tx.Commit(ctx); err != nil {
+		return 0, staged, merged, fmt.Errorf("subscribers: commit import shard: %w", err)
+	}
+	for _, sh := range shards {
 		copied += sh.copied
 	}
 	return copied, staged, time.Now(), nil

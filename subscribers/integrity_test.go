@@ -54,6 +54,39 @@ func TestSetWiseIntegrity(t *testing.T) {
 		}
 	})
 
+	t.Run("AnEmailOnlyRowMeetsItsPersonFromAnotherShard", func(t *testing.T) {
+		ctx := context.Background()
+		pool := dbtest.Pool(t)
+		s := suffix()
+		l := createList(t, pool, "meet-"+s)
+		// Each person twice: once by external_id with an email, once by
+		// that email alone. Rows with an external_id are spread over the
+		// shards; the email-only rows merge after them and find the same
+		// person, so nobody is created twice and nothing waits forever.
+		rows := []string{"external_id,email,lists,consent_source"}
+		for i := range 60 {
+			rows = append(rows, fmt.Sprintf("m%d-%s,m%d-%s@example.com,%s,fair", i, s, i, s, l.Slug))
+		}
+		for i := range 60 {
+			rows = append(rows, fmt.Sprintf(",m%d-%s@example.com,%s,fair", i, s, l.Slug))
+		}
+		imp := runImport(t, strings.Join(rows, "\n")+"\n")
+		if imp.RowsImported != 120 || imp.RowsFailed != 0 {
+			t.Fatalf("import %+v", imp)
+		}
+		var people, members, consents int
+		if err := pool.QueryRow(ctx, `SELECT
+				(SELECT count(*) FROM subscribers WHERE email LIKE $2),
+				(SELECT count(*) FROM memberships WHERE list_id = $1),
+				(SELECT count(*) FROM consent_records WHERE list_id = $1)`, l.ID, "m%-"+s+"@example.com").
+			Scan(&people, &members, &consents); err != nil {
+			t.Fatal(err)
+		}
+		if people != 60 || members != 60 || consents != 60 {
+			t.Fatalf("%d people, %d memberships, %d consent records; want 60 each", people, members, consents)
+		}
+	})
+
 	t.Run("ImportLeavesNoOrphansAndConfirmsPending", func(t *testing.T) {
 		ctx := context.Background()
 		pool := dbtest.Pool(t)
