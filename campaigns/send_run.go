@@ -58,11 +58,19 @@ const claimedColumns = `d.id, d.subscriber_id, d.app_id, d.platform, d.token, co
 	coalesce(d.apns_environment, '') AS apns_environment, coalesce(d.webpush_p256dh, '') AS p256dh,
 	coalesce(d.webpush_auth, '') AS auth, d.updated_at, s.locale`
 
-func scanClaimed(r pgx.CollectableRow) (claimed, error) {
+func scanClaimed(r pgx.CollectableRow) (claimed, error) { return scanClaimedWithSlice(r, false) }
+
+// scanClaimedWithSlice scans claimedColumns, followed by the slice's id
+// when withSlice is set (a first claim).
+func scanClaimedWithSlice(r pgx.CollectableRow, withSlice bool) (claimed, error) {
 	c := claimed{attempts: 1}
 	d := &c.device
-	err := r.Scan(&d.ID, &d.SubscriberID, &d.AppID, &d.Platform, &d.Token, &d.APNsTopic, &d.APNsEnvironment,
-		&d.P256dh, &d.Auth, &d.UpdatedAt, &c.locale)
+	dest := []any{&d.ID, &d.SubscriberID, &d.AppID, &d.Platform, &d.Token, &d.APNsTopic, &d.APNsEnvironment,
+		&d.P256dh, &d.Auth, &d.UpdatedAt, &c.locale}
+	if withSlice {
+		dest = append(dest, &c.slice)
+	}
+	err := r.Scan(dest...)
 	c.subscriberID = d.SubscriberID
 	return c, err
 }
@@ -312,14 +320,7 @@ func (s *Service) claim(ctx context.Context, campaignID int64, batch int, token 
 		if err != nil {
 			return fmt.Errorf("campaigns: claim: %w", err)
 		}
-		devices, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (claimed, error) {
-			c := claimed{attempts: 1}
-			d := &c.device
-			err := r.Scan(&d.ID, &d.SubscriberID, &d.AppID, &d.Platform, &d.Token, &d.APNsTopic, &d.APNsEnvironment,
-				&d.P256dh, &d.Auth, &d.UpdatedAt, &c.locale, &c.slice)
-			c.subscriberID = d.SubscriberID
-			return c, err
-		})
+		devices, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (claimed, error) { return scanClaimedWithSlice(r, true) })
 		if err != nil {
 			return fmt.Errorf("campaigns: claim: %w", err)
 		}
@@ -524,18 +525,19 @@ func (r *sendRun) send(ctx context.Context, devices []claimed, limiter *rate.Lim
 // recordSlice writes the outcomes of a first claim as delivery rows in the
 // statement that deletes its slice: if another run took the slice first
 // (it found it open at its start and wrote its devices as unknown), nothing
-// is written. Devices not sent are left out; the batch claims them again.
-func (s *Service) recordSlice(ctx context.Context, campaignID, token, slice int64, written *int64, ids, subs []int64,
-	platforms, statuses, classes, reasons, providerIDs []string, retryAt []*time.Time) error {
+// is written. Devices not sent (released of them) are left out; the batch
+// claims them again. It returns how many claims were lost to another run.
+func (s *Service) recordSlice(ctx context.Context, campaignID, token, slice int64, released int, ids, subs []int64,
+	platforms, statuses, classes, reasons, providerIDs []string, retryAt []*time.Time) (lost int64, err error) {
 	if len(ids) == 0 {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM campaign_slices WHERE id = $1 AND token = $2`, slice, token)
 		if err != nil {
-			return fmt.Errorf("campaigns: release a slice that was never sent: %w", err)
+			return 0, fmt.Errorf("campaigns: release a slice that was never sent: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
-			*written = -1
+			return int64(released), nil
 		}
-		return nil
+		return 0, nil
 	}
 	tag, err := s.pool.Exec(ctx, `
 		WITH sl AS (
@@ -552,10 +554,9 @@ func (s *Service) recordSlice(ctx context.Context, campaignID, token, slice int6
 		ON CONFLICT (campaign_id, device_id) DO NOTHING`,
 		campaignID, slice, token, ids, subs, platforms, statuses, classes, reasons, providerIDs, retryAt)
 	if err != nil {
-		return fmt.Errorf("campaigns: record outcomes: %w", err)
+		return 0, fmt.Errorf("campaigns: record outcomes: %w", err)
 	}
-	*written = tag.RowsAffected()
-	return nil
+	return int64(len(ids)) - tag.RowsAffected(), nil
 }
 
 // record writes a slice's outcomes in one statement (two when some requests
@@ -628,12 +629,9 @@ func (s *Service) record(ctx context.Context, campaignID, token int64, devices [
 		providerIDs, retryAt, resends = append(providerIDs, o.ProviderID), append(retryAt, at), append(resends, resend)
 		subs, platforms = append(subs, d.subscriberID), append(platforms, string(d.device.Platform))
 	}
-	written := int64(0)
+	// lost counts claims another run took before this one recorded them.
+	var lost int64
 	write := func(db database.DB) error {
-		if slice != 0 {
-			return s.recordSlice(ctx, campaignID, token, slice, &written, ids, subs, platforms, statuses, classes, reasons,
-				providerIDs, retryAt)
-		}
 		tag, err := db.Exec(ctx, `UPDATE deliveries d SET status = u.status, outcome = u.outcome, reason = nullif(u.reason, ''),
 				provider_id = nullif(u.pid, ''), retry_at = u.retry_at, resends = d.resends + u.resends, finished_at = now()
 			FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int[])
@@ -643,7 +641,7 @@ func (s *Service) record(ctx context.Context, campaignID, token int64, devices [
 		if err != nil {
 			return fmt.Errorf("campaigns: record outcomes: %w", err)
 		}
-		written = tag.RowsAffected()
+		lost = int64(len(ids)) - tag.RowsAffected()
 		if len(release) == 0 {
 			return nil
 		}
@@ -652,26 +650,21 @@ func (s *Service) record(ctx context.Context, campaignID, token int64, devices [
 		if err != nil {
 			return fmt.Errorf("campaigns: release claims that were never sent: %w", err)
 		}
-		written += tag.RowsAffected()
+		lost += int64(len(release)) - tag.RowsAffected()
 		return nil
 	}
 	var err error
-	if len(release) == 0 || slice != 0 {
+	switch {
+	case slice != 0:
+		lost, err = s.recordSlice(ctx, campaignID, token, slice, len(release), ids, subs, platforms, statuses, classes,
+			reasons, providerIDs, retryAt)
+	case len(release) == 0:
 		err = write(s.pool)
-	} else {
+	default:
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return write(tx) })
 	}
 	if err != nil {
 		return err
-	}
-	lost := int64(len(ids)+len(release)) - written
-	if slice != 0 {
-		// Released devices have no row to write: the slice's deletion was
-		// theirs.
-		lost = int64(len(ids)) - written
-		if written < 0 {
-			lost = int64(len(release))
-		}
 	}
 	if lost > 0 {
 		// Another run of the batch took these claims (it found them unknown

@@ -100,11 +100,7 @@ func (s *Service) deliveryCounts(ctx context.Context, id int64, st *Stats) error
 		if n == 0 && resent == 0 && waiting == 0 {
 			continue // a group every row has left
 		}
-		p := st.ByPlatform[platform]
-		if p == nil {
-			p = &PlatformStats{FailedByReason: map[string]int64{}}
-			st.ByPlatform[platform] = p
-		}
+		p := st.platform(platform)
 		p.Sent += n
 		st.Sent += n
 		st.Resent += resent
@@ -146,17 +142,23 @@ func (s *Service) deliveryCounts(ctx context.Context, id int64, st *Stats) error
 		if err := rows.Scan(&platform, &n); err != nil {
 			return fmt.Errorf("campaigns: stats of %d: %w", id, err)
 		}
-		p := st.ByPlatform[platform]
-		if p == nil {
-			p = &PlatformStats{FailedByReason: map[string]int64{}}
-			st.ByPlatform[platform] = p
-		}
+		p := st.platform(platform)
 		st.Sent, st.InFlight, p.Sent, p.InFlight = st.Sent+n, st.InFlight+n, p.Sent+n, p.InFlight+n
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("campaigns: stats of %d: %w", id, err)
 	}
 	return nil
+}
+
+// platform is the platform's share of st, made on first use.
+func (st *Stats) platform(name string) *PlatformStats {
+	p := st.ByPlatform[name]
+	if p == nil {
+		p = &PlatformStats{FailedByReason: map[string]int64{}}
+		st.ByPlatform[name] = p
+	}
+	return p
 }
 
 // stateCounts counts a campaign's batches or retry rounds by state.
