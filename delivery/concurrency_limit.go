@@ -24,6 +24,14 @@ const (
 	// measured at 20 ms, holding the average within 1.5 times the no-queue
 	// round trip cost a fifth of the throughput that twice allows.
 	rttTolerance = 2.0
+	// adaptiveIdleReset is how long a provider may go without a request
+	// before what the limit learnt of it counts as stale: the next request
+	// starts again from the initial limit, as TCP restarts its congestion
+	// window after an idle period (RFC 5681, 4.1). A limit grown for a slow
+	// moment would otherwise greet the next campaign with thousands of
+	// requests at once, each holding its buffers, before a window could
+	// show that they only queue.
+	adaptiveIdleReset = 10 * time.Second
 )
 
 // concurrencyLimit bounds the requests in flight to one provider. A fixed
@@ -51,6 +59,11 @@ type concurrencyLimit struct {
 	min       time.Duration
 	saturated bool // the limit was reached in this window
 	throttled bool
+	// now is the clock (a test's, or time.Now); idleSince is when the last
+	// request in flight finished.
+	now       func() time.Time
+	idleSince time.Time
+
 	// noLoad is the round trip with no queue: the lowest one seen, allowed
 	// to creep up by 1/32 a window, so that it follows a provider that
 	// became slower for good, but slowly enough that a queue that persists
@@ -63,7 +76,7 @@ func newFixedLimit(n int) *concurrencyLimit {
 }
 
 func newAdaptiveLimit() *concurrencyLimit {
-	return &concurrencyLimit{adaptive: true, limit: adaptiveInitialLimit}
+	return &concurrencyLimit{adaptive: true, limit: adaptiveInitialLimit, now: time.Now}
 }
 
 // current is the limit now.
@@ -79,6 +92,9 @@ func (l *concurrencyLimit) acquire(ctx context.Context) error {
 		return err
 	}
 	l.mu.Lock()
+	if l.adaptive && l.inflight == 0 && !l.idleSince.IsZero() && l.now().Sub(l.idleSince) >= adaptiveIdleReset {
+		l.restart()
+	}
 	if l.inflight < int(l.limit) && len(l.waiters) == 0 {
 		l.inflight++
 		if l.inflight == int(l.limit) {
@@ -126,6 +142,9 @@ func (l *concurrencyLimit) release(rtt time.Duration, kind sampleKind) {
 	l.inflight--
 	if l.adaptive {
 		l.learn(rtt, kind)
+		if l.inflight == 0 {
+			l.idleSince = l.now()
+		}
 	}
 	for l.inflight < int(l.limit) && len(l.waiters) > 0 {
 		w := l.waiters[0]
@@ -133,6 +152,14 @@ func (l *concurrencyLimit) release(rtt time.Duration, kind sampleKind) {
 		l.inflight++
 		close(w)
 	}
+}
+
+// restart forgets what the limit learnt: the next requests start from the
+// initial limit and measure the provider's round trip anew.
+func (l *concurrencyLimit) restart() {
+	l.limit = min(l.limit, adaptiveInitialLimit)
+	l.noLoad = 0
+	l.n, l.sum, l.min, l.saturated, l.throttled = 0, 0, 0, false, false
 }
 
 func (l *concurrencyLimit) learn(rtt time.Duration, kind sampleKind) {

@@ -134,4 +134,41 @@ func TestConcurrencyLimit(t *testing.T) {
 			t.Fatalf("limit %d after a throttled window, want %d", got, n/2)
 		}
 	})
+
+	t.Run("StartsAgainAfterAnIdlePeriod", func(t *testing.T) {
+		t.Parallel()
+		l := newAdaptiveLimit()
+		now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+		l.now = func() time.Time { return now }
+		saturate(t, l, 10, func(int) time.Duration { return 20 * time.Millisecond })
+		grown := l.current()
+		if grown <= adaptiveInitialLimit {
+			t.Fatalf("limit %d after 10 windows at 20 ms, want it grown", grown)
+		}
+		// A pause shorter than the reset keeps what was learnt.
+		now = now.Add(adaptiveIdleReset - time.Second)
+		l.acquire(context.Background())
+		l.release(20*time.Millisecond, sampleAnswered)
+		if got := l.current(); got != grown {
+			t.Fatalf("limit %d after %v idle, want %d kept", got, adaptiveIdleReset-time.Second, grown)
+		}
+		// A longer one: the next request starts from the initial limit,
+		// and the provider's round trip is measured anew.
+		now = now.Add(adaptiveIdleReset)
+		l.acquire(context.Background())
+		if got := l.current(); got != adaptiveInitialLimit {
+			t.Fatalf("limit %d after %v idle, want %d", got, adaptiveIdleReset, adaptiveInitialLimit)
+		}
+		l.mu.Lock()
+		noLoad := l.noLoad
+		l.mu.Unlock()
+		if noLoad != 0 {
+			t.Fatalf("no-load round trip %v kept after the idle period", noLoad)
+		}
+		l.release(20*time.Millisecond, sampleAnswered)
+		saturate(t, l, 10, func(int) time.Duration { return 20 * time.Millisecond })
+		if got := l.current(); got != grown {
+			t.Fatalf("limit %d after 10 windows at 20 ms again, want %d as the first time", got, grown)
+		}
+	})
 }

@@ -77,6 +77,7 @@ type Sender struct {
 	logger      *slog.Logger
 	limiters    map[Platform]*rate.Limiter
 	inflight    map[Platform]*concurrencyLimit
+	workers     workerPool
 	// requestTimeout bounds each provider request; see defaultRequestTimeout.
 	requestTimeout time.Duration
 	// broken holds, per platform, the reason credentials were refused: once a
@@ -215,7 +216,9 @@ func (s *Sender) send(ctx context.Context, m *Message, devices []Device, stream 
 					outcomes[i] = Outcome{DeviceID: devices[i].ID, Platform: platform, Class: ClassNotSent, Reason: notSentReason(ctx, err)}
 					continue
 				}
-				wg.Go(func() {
+				wg.Add(1)
+				s.workers.run(func() {
+					defer wg.Done()
 					start := time.Now()
 					var o Outcome
 					defer func() { slots.release(time.Since(start), sampleOf(o.Class)) }()

@@ -312,42 +312,46 @@ func runImport(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, imp
 // stays unsubscribed: an import never overrides an opt-out. The newest row
 // (highest line) wins when a file names a person twice.
 //
-// They write only what changes: people already present are found by a
-// join and updated only where the file says something new; memberships
-// already present are left alone (pending ones are confirmed). Importing a
-// file a second time writes next to nothing. A row someone else inserts
-// between the join and the insert (a sign-up at that very moment) fails the
-// statement with a unique violation; the job's retry then finds it present.
+// They write only what changes: people already present (old) are found by
+// one join, updated only where the file says something new, and their
+// memberships checked (pending ones are confirmed). People not present
+// (new) take their ids from the sequence before they are inserted, so their
+// memberships and consent records come straight from the file's rows: no
+// join back to what was inserted, and no check of memberships that cannot
+// exist yet. Importing a file a second time writes next to nothing. A row
+// someone else inserts between the join and the insert (a sign-up at that
+// very moment) fails the statement with a unique violation; the job's
+// retry then finds it present.
 const mergeByExternalID = `
 WITH src AS (
 	SELECT DISTINCT ON (external_id) * FROM import_staging WHERE external_id IS NOT NULL
 	ORDER BY external_id, line_no DESC
 ), old AS (
-	SELECT s.id, s.external_id FROM subscribers s JOIN src USING (external_id)
-), ins AS (
-	INSERT INTO subscribers (external_id, email, locale, timezone, attributes)
-	SELECT external_id, email, coalesce(locale, ''), coalesce(timezone, ''), coalesce(attributes, '{}') FROM src
+	SELECT s.id, s.email AS old_email, s.locale AS old_locale, s.timezone AS old_timezone, s.attributes AS old_attributes, src.*
+	FROM subscribers s JOIN src USING (external_id)
+), new AS (
+	SELECT nextval('subscribers_id_seq') AS id, src.* FROM src
 	WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.external_id = src.external_id)
-	RETURNING id, external_id
+), ins AS (
+	INSERT INTO subscribers (id, external_id, email, locale, timezone, attributes) OVERRIDING SYSTEM VALUE
+	SELECT id, external_id, email, coalesce(locale, ''), coalesce(timezone, ''), coalesce(attributes, '{}') FROM new
 ), upd AS (
 	UPDATE subscribers s SET
-		email = coalesce(src.email, s.email),
-		locale = CASE WHEN coalesce(src.locale, '') <> '' THEN src.locale ELSE s.locale END,
-		timezone = CASE WHEN coalesce(src.timezone, '') <> '' THEN src.timezone ELSE s.timezone END,
-		attributes = s.attributes || coalesce(src.attributes, '{}'),
+		email = coalesce(o.email, s.email),
+		locale = CASE WHEN coalesce(o.locale, '') <> '' THEN o.locale ELSE s.locale END,
+		timezone = CASE WHEN coalesce(o.timezone, '') <> '' THEN o.timezone ELSE s.timezone END,
+		attributes = s.attributes || coalesce(o.attributes, '{}'),
 		updated_at = now()
-	FROM src
-	WHERE s.external_id = src.external_id
-	  AND (src.email IS NOT NULL AND src.email IS DISTINCT FROM s.email
-	    OR coalesce(src.locale, '') NOT IN ('', s.locale)
-	    OR coalesce(src.timezone, '') NOT IN ('', s.timezone)
-	    OR NOT s.attributes @> coalesce(src.attributes, '{}'))
-	RETURNING s.id
-), ids AS (
-	SELECT id, external_id FROM ins UNION ALL SELECT id, external_id FROM old
-), want AS (
-	SELECT l.id AS list_id, ids.id AS subscriber_id, src.consent_source
-	FROM ids JOIN src USING (external_id) CROSS JOIN unnest(src.lists) AS l(id)
+	FROM old o
+	WHERE s.id = o.id
+	  AND (o.email IS NOT NULL AND o.email IS DISTINCT FROM o.old_email
+	    OR coalesce(o.locale, '') NOT IN ('', o.old_locale)
+	    OR coalesce(o.timezone, '') NOT IN ('', o.old_timezone)
+	    OR NOT o.old_attributes @> coalesce(o.attributes, '{}'))
+), want_new AS (
+	SELECT l.id AS list_id, new.id AS subscriber_id, new.consent_source FROM new CROSS JOIN unnest(new.lists) AS l(id)
+), want_old AS (
+	SELECT l.id AS list_id, old.id AS subscriber_id, old.consent_source FROM old CROSS JOIN unnest(old.lists) AS l(id)
 )` + mergeMemberships
 
 const mergeByEmail = `
@@ -358,11 +362,11 @@ WITH src AS (
 	SELECT src.*, (SELECT s.id FROM subscribers s WHERE lower(s.email) = src.em AND s.state <> 'erased'
 		ORDER BY s.id LIMIT 1) AS existing
 	FROM src
+), new AS (
+	SELECT nextval('subscribers_id_seq') AS id, m.* FROM matched m WHERE existing IS NULL
 ), ins AS (
-	INSERT INTO subscribers (email, locale, timezone, attributes)
-	SELECT email, coalesce(locale, ''), coalesce(timezone, ''), coalesce(attributes, '{}') FROM matched
-	WHERE existing IS NULL
-	RETURNING id, lower(email) AS em
+	INSERT INTO subscribers (id, email, locale, timezone, attributes) OVERRIDING SYSTEM VALUE
+	SELECT id, email, coalesce(locale, ''), coalesce(timezone, ''), coalesce(attributes, '{}') FROM new
 ), upd AS (
 	UPDATE subscribers s SET
 		locale = CASE WHEN coalesce(m.locale, '') <> '' THEN m.locale ELSE s.locale END,
@@ -372,33 +376,41 @@ WITH src AS (
 	  AND (coalesce(m.locale, '') NOT IN ('', s.locale)
 	    OR coalesce(m.timezone, '') NOT IN ('', s.timezone)
 	    OR NOT s.attributes @> coalesce(m.attributes, '{}'))
-	RETURNING s.id
-), ids AS (
-	SELECT id, em FROM ins UNION ALL SELECT existing, em FROM matched WHERE existing IS NOT NULL
-), want AS (
-	SELECT l.id AS list_id, ids.id AS subscriber_id, m.consent_source
-	FROM ids JOIN matched m USING (em) CROSS JOIN unnest(m.lists) AS l(id)
+), want_new AS (
+	SELECT l.id AS list_id, new.id AS subscriber_id, new.consent_source FROM new CROSS JOIN unnest(new.lists) AS l(id)
+), want_old AS (
+	SELECT l.id AS list_id, m.existing AS subscriber_id, m.consent_source
+	FROM matched m CROSS JOIN unnest(m.lists) AS l(id) WHERE m.existing IS NOT NULL
 )` + mergeMemberships
 
-// mergeMemberships ends both merges: from want (list, subscriber, consent
-// source) it inserts the memberships that do not exist, confirms pending
-// ones, leaves confirmed and unsubscribed ones alone, and records consent
-// for every membership it created or confirmed.
-const mergeMemberships = `, fresh AS (
+// mergeMemberships ends both merges. The memberships of new people
+// (want_new: list, subscriber, consent source) are all inserted. Those of
+// people already present (want_old) are inserted where they do not exist;
+// pending ones are confirmed; confirmed and unsubscribed ones are left
+// alone. Every membership created or confirmed gets its consent record.
+// (A data-modifying CTE runs to completion whether or not it is read.)
+const mergeMemberships = `, fresh_new AS (
 	INSERT INTO memberships (list_id, subscriber_id, status, confirmed_at)
-	SELECT w.list_id, w.subscriber_id, 'confirmed', now() FROM want w
+	SELECT list_id, subscriber_id, 'confirmed', now() FROM want_new
+), fresh_old AS (
+	INSERT INTO memberships (list_id, subscriber_id, status, confirmed_at)
+	SELECT w.list_id, w.subscriber_id, 'confirmed', now() FROM want_old w
 	WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.list_id = w.list_id AND m.subscriber_id = w.subscriber_id)
 	RETURNING list_id, subscriber_id
 ), confirmed AS (
 	UPDATE memberships m SET status = 'confirmed', confirmed_at = now(), updated_at = now()
-	FROM want w WHERE m.list_id = w.list_id AND m.subscriber_id = w.subscriber_id AND m.status = 'pending'
+	FROM want_old w WHERE m.list_id = w.list_id AND m.subscriber_id = w.subscriber_id AND m.status = 'pending'
 	RETURNING m.list_id, m.subscriber_id
-), mem AS (
-	SELECT list_id, subscriber_id FROM fresh UNION ALL SELECT list_id, subscriber_id FROM confirmed
+), consented AS (
+	SELECT list_id, subscriber_id, consent_source FROM want_new
+	UNION ALL
+	SELECT w.list_id, w.subscriber_id, w.consent_source
+	FROM (SELECT list_id, subscriber_id FROM fresh_old UNION ALL SELECT list_id, subscriber_id FROM confirmed) mem
+	JOIN want_old w USING (list_id, subscriber_id)
 )
 INSERT INTO consent_records (subscriber_id, list_id, list_slug, action, source, detail, consent_version)
-SELECT mem.subscriber_id, mem.list_id, l.slug, 'confirm', 'import', w.consent_source, l.consent_version
-FROM mem JOIN want w USING (list_id, subscriber_id) JOIN lists l ON l.id = mem.list_id`
+SELECT c.subscriber_id, c.list_id, l.slug, 'confirm', 'import', c.consent_source, l.consent_version
+FROM consented c JOIN lists l ON l.id = c.list_id`
 
 func listIDsBySlug(ctx context.Context, db database.DB) (map[string]int64, error) {
 	rows, err := db.Query(ctx, `SELECT slug, id FROM lists`)

@@ -50,6 +50,9 @@ func openShard(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, lis
 		// Room for the merge's joins to hash in memory instead of
 		// sorting on disk.
 		`SET LOCAL work_mem = '256MB'`,
+		// Compiling the merge's plan took 0.6 s of a 500k-row shard's
+		// merge and won nothing back: each expression runs once a row.
+		`SET LOCAL jit = off`,
 		`CREATE TEMP TABLE import_staging (
 			line_no integer, external_id text, email text, locale text, timezone text, attributes jsonb,
 			lists bigint[], consent_source text) ON COMMIT DROP`,

@@ -195,6 +195,9 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	}
 	defer pool.Close()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("HERALD_BENCH_VERBOSE") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	store, app, sec, err := benchApp(ctx, pool, info)
 	if err != nil {
 		return err
@@ -235,7 +238,7 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	svc := campaigns.NewService(pool, inserter, senders, optinSvc, campaigns.Config{PublicURL: "http://bench.test", Secret: benchSecret}, logger)
 	workers := river.NewWorkers()
 	svc.AddWorkers(workers, nil)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Logger: logger,
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		FetchCooldown: 20 * time.Millisecond, Queues: campaigns.Queues(8)})
 	if err != nil {
 		return err
@@ -259,7 +262,11 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 		return err
 	}
 	targets := map[delivery.Platform]float64{delivery.PlatformAPNs: 0.9, delivery.PlatformFCM: 0.9, delivery.PlatformWebPush: 1.6}
-	for _, latency := range []time.Duration{0, 20 * time.Millisecond} {
+	latencies := []time.Duration{0, 20 * time.Millisecond}
+	if os.Getenv("HERALD_BENCH_MIXED_ONLY") != "" {
+		latencies = nil // the mixed campaigns alone
+	}
+	for _, latency := range latencies {
 		if err := setSimLatency(simHTTP, info.URL, latency); err != nil {
 			return err
 		}
