@@ -196,9 +196,10 @@ func (s *Sender) send(ctx context.Context, m *Message, devices []Device, stream 
 			}
 			continue
 		}
-		// A slot is taken before a goroutine starts, so concurrent Send
-		// calls share the sender's bound and no goroutine waits idle. Each
-		// platform is dispatched on its own, so a slow one holds up no other.
+		// A slot is taken before a request is handed to a worker, so
+		// concurrent Send calls share the sender's bound and no request
+		// waits on a worker. Each platform is dispatched on its own, so a
+		// slow one holds up no other.
 		slots := s.inflight[platform]
 		wg.Go(func() {
 			for _, i := range idx {

@@ -313,7 +313,7 @@ func runImport(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, imp
 // (highest line) wins when a file names a person twice.
 //
 // They write only what changes: people already present (old) are found by
-// one join, updated only where the file says something new, and their
+// one join, updated (by id) only where the file says something new, and their
 // memberships checked (pending ones are confirmed). People not present
 // (new) take their ids from the sequence before they are inserted, so their
 // memberships and consent records come straight from the file's rows: no
@@ -327,8 +327,7 @@ WITH src AS (
 	SELECT DISTINCT ON (external_id) * FROM import_staging WHERE external_id IS NOT NULL
 	ORDER BY external_id, line_no DESC
 ), old AS (
-	SELECT s.id, s.email AS old_email, s.locale AS old_locale, s.timezone AS old_timezone, s.attributes AS old_attributes, src.*
-	FROM subscribers s JOIN src USING (external_id)
+	SELECT s.id, src.* FROM subscribers s JOIN src USING (external_id)
 ), new AS (
 	SELECT nextval('subscribers_id_seq') AS id, src.* FROM src
 	WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.external_id = src.external_id)
@@ -344,10 +343,10 @@ WITH src AS (
 		updated_at = now()
 	FROM old o
 	WHERE s.id = o.id
-	  AND (o.email IS NOT NULL AND o.email IS DISTINCT FROM o.old_email
-	    OR coalesce(o.locale, '') NOT IN ('', o.old_locale)
-	    OR coalesce(o.timezone, '') NOT IN ('', o.old_timezone)
-	    OR NOT o.old_attributes @> coalesce(o.attributes, '{}'))
+	  AND (o.email IS NOT NULL AND o.email IS DISTINCT FROM s.email
+	    OR coalesce(o.locale, '') NOT IN ('', s.locale)
+	    OR coalesce(o.timezone, '') NOT IN ('', s.timezone)
+	    OR NOT s.attributes @> coalesce(o.attributes, '{}'))
 ), want_new AS (
 	SELECT l.id AS list_id, new.id AS subscriber_id, new.consent_source FROM new CROSS JOIN unnest(new.lists) AS l(id)
 ), want_old AS (

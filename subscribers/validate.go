@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -80,9 +81,11 @@ func ValidateExternalID(field, id string) error {
 }
 
 // ValidateAttributes accepts a JSON object of at most MaxAttributesBytes,
-// nested at most 8 levels, in valid UTF-8 and without NUL characters.
-// It checks the bytes as they are, without decoding them into values: an
-// import checks a million of these, and PostgreSQL parses them once more.
+// nested at most 8 levels, that PostgreSQL's jsonb takes as it is: valid
+// UTF-8, no NUL (\u0000) and no unpaired surrogate escapes, and numbers a
+// float64 can hold (a 14-byte 1e-16383 is 16 KB of jsonb, and 1e999999 is
+// refused by it). It checks the bytes without decoding them into values:
+// an import checks a million of these, and PostgreSQL parses them again.
 func ValidateAttributes(field string, raw json.RawMessage) (json.RawMessage, error) {
 	if len(raw) == 0 {
 		return json.RawMessage(`{}`), nil
@@ -98,36 +101,94 @@ func ValidateAttributes(field string, raw json.RawMessage) (json.RawMessage, err
 	if !json.Valid(raw) || bytes.TrimLeft(raw, " \t\r\n")[0] != '{' {
 		return nil, invalid.Field(field, "must be a JSON object")
 	}
-	if nesting(raw) > 8 {
-		return nil, invalid.Field(field, "is nested more than 8 levels deep")
+	depth, problem := scanJSON(raw)
+	if problem != "" {
+		return nil, invalid.Field(field, problem)
 	}
-	// PostgreSQL jsonb refuses \u0000, which JSON allows.
-	if bytes.Contains(raw, []byte(`\u0000`)) {
-		return nil, invalid.Field(field, "must not contain NUL characters")
+	if depth > 8 {
+		return nil, invalid.Field(field, "is nested more than 8 levels deep")
 	}
 	return raw, nil
 }
 
-// nesting is how deeply objects and arrays nest in valid JSON: 1 for an
-// object of scalars.
-func nesting(raw []byte) int {
-	level, deepest, inString := 0, 0, false
+// scanJSON walks valid JSON once: it returns how deeply objects and arrays
+// nest (1 for an object of scalars) and what jsonb would refuse or blow up.
+func scanJSON(raw []byte) (depth int, problem string) {
+	level := 0
 	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case inString && c == '\\':
-			i++ // the escaped byte
+		switch c := raw[i]; {
 		case c == '"':
-			inString = !inString
-		case inString:
+			end, p := scanString(raw, i+1)
+			if p != "" {
+				return 0, p
+			}
+			i = end
 		case c == '{' || c == '[':
 			level++
-			deepest = max(deepest, level)
+			depth = max(depth, level)
 		case c == '}' || c == ']':
 			level--
+		case c == '-' || c >= '0' && c <= '9':
+			j := i
+			for j < len(raw) && strings.IndexByte("+-.0123456789eE", raw[j]) >= 0 {
+				j++
+			}
+			if !float64Range(string(raw[i:j])) {
+				return 0, "holds a number out of range"
+			}
+			i = j - 1
 		}
 	}
-	return deepest
+	return depth, ""
+}
+
+// scanString checks the string starting at raw[i] (after its quote) and
+// returns the index of its closing quote.
+func scanString(raw []byte, i int) (end int, problem string) {
+	for ; i < len(raw); i++ {
+		switch raw[i] {
+		case '"':
+			return i, ""
+		case '\\':
+			if raw[i+1] != 'u' {
+				i++
+				continue
+			}
+			r, _ := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+			switch {
+			case r == 0:
+				return 0, "must not contain NUL characters"
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return 0, "holds an unpaired surrogate escape"
+			case r >= 0xD800 && r <= 0xDBFF:
+				if i+12 > len(raw) || raw[i+6] != '\\' || raw[i+7] != 'u' {
+					return 0, "holds an unpaired surrogate escape"
+				}
+				lo, _ := strconv.ParseUint(string(raw[i+8:i+12]), 16, 16)
+				if lo < 0xDC00 || lo > 0xDFFF {
+					return 0, "holds an unpaired surrogate escape"
+				}
+				i += 6
+			}
+			i += 5
+		}
+	}
+	return i, ""
+}
+
+// float64Range says whether a JSON number is within what a float64 holds:
+// not beyond its largest value, and not so small a non-zero that it would
+// be zero.
+func float64Range(n string) bool {
+	f, err := strconv.ParseFloat(n, 64)
+	if err != nil {
+		return false
+	}
+	if f != 0 {
+		return true
+	}
+	mantissa, _, _ := strings.Cut(strings.ToLower(n), "e")
+	return strings.Trim(mantissa, "-+0.") == ""
 }
 
 // ValidateText bounds free text such as names and descriptions.
