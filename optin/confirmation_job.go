@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -74,11 +75,15 @@ func (w *ConfirmationWorker) Work(ctx context.Context, job *river.Job[SendConfir
 	if err != nil {
 		return fmt.Errorf("optin: confirmation: %w", err)
 	}
+	var locale string
+	if err := s.pool.QueryRow(ctx, `SELECT locale FROM subscribers WHERE id = $1`, a.SubscriberID).Scan(&locale); err != nil {
+		return fmt.Errorf("optin: confirmation: subscriber's locale: %w", err)
+	}
 	token, err := s.newConfirmToken(ctx, s.pool, a.SubscriberID, a.ListID)
 	if err != nil {
 		return err
 	}
-	msg := s.confirmationMessage(list, a.SubscriberID, token)
+	msg := s.confirmationMessage(list, a.SubscriberID, token, locale)
 	out := sender.Send(ctx, msg, []delivery.Device{dev.ToDelivery()})[0]
 	if w.Observe != nil {
 		w.Observe(out)
@@ -126,15 +131,28 @@ func (w *ConfirmationWorker) settle(ctx context.Context, a SendConfirmationArgs,
 	}
 }
 
-func (s *Service) confirmationMessage(list *subscribers.List, subscriberID int64, token string) *delivery.Message {
+// confirmationTexts are the confirmation push's words by language: a
+// message Herald writes itself speaks the subscriber's language (English
+// unless the locale is German).
+var confirmationTexts = map[string]struct{ title, body, action string }{
+	"en": {"Please confirm: %s", "Tap to confirm that you want messages from “%s”. If you did not ask, ignore this.", "Confirm"},
+	"de": {"Bitte bestätigen: %s", "Tippen Sie hier, um zu bestätigen, dass Sie Nachrichten von „%s“ erhalten möchten. Wenn Sie das nicht angefordert haben, ignorieren Sie diese Nachricht.", "Bestätigen"},
+}
+
+func (s *Service) confirmationMessage(list *subscribers.List, subscriberID int64, token, locale string) *delivery.Message {
 	confirm := s.ConfirmURL(token)
 	unsubscribe := s.UnsubscribeURL(subscriberID, list.ID)
+	lang, _, _ := strings.Cut(strings.ToLower(locale), "-")
+	t, ok := confirmationTexts[lang]
+	if !ok {
+		t = confirmationTexts["en"]
+	}
 	return &delivery.Message{
-		Title:    "Please confirm: " + list.Name,
-		Body:     fmt.Sprintf("Tap to confirm that you want messages from %q. If you did not ask, ignore this.", list.Name),
+		Title:    fmt.Sprintf(t.title, list.Name),
+		Body:     fmt.Sprintf(t.body, list.Name),
 		URL:      confirm,
 		Category: "HERALD_OPTIN",
-		Actions:  []delivery.Action{{ID: "confirm", Label: "Confirm", URL: confirm}},
+		Actions:  []delivery.Action{{ID: "confirm", Label: t.action, URL: confirm}},
 		Data: map[string]string{
 			"herald_type": "optin_confirm", "list": list.Slug, "confirm_url": confirm,
 			"unsubscribe_url": unsubscribe, "preferences_url": s.PreferencesURL(subscriberID),

@@ -179,7 +179,8 @@ func (s *Server) campaignDeliveries(c *fiber.Ctx) error {
 func (s *Server) click(c *fiber.Ctx) error {
 	target, err := s.Campaigns.Click(c.UserContext(), c.Params("token"))
 	if errors.Is(err, campaigns.ErrBadToken) || errors.Is(err, campaigns.ErrNotFound) {
-		return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Not found", Heading: "This link is not valid"})
+		l := messages[s.langOf(c)]
+		return s.render(c, fiber.StatusNotFound, "message.html", pageData{L: l, Title: l["SubNotFound"], Heading: l["SubInvalidHeading"]})
 	}
 	if err != nil {
 		return err

@@ -28,9 +28,14 @@ type pageData struct {
 	Token       string
 	App         string
 	VAPIDKey    string
+	// L is the page's texts in its language (see langOf).
+	L map[string]string
 }
 
 func (s *Server) render(c *fiber.Ctx, status int, name string, d pageData) error {
+	if d.L == nil {
+		d.L = messages[s.langOf(c)]
+	}
 	var buf bytes.Buffer
 	if err := s.pages.ExecuteTemplate(&buf, name, d); err != nil {
 		return fmt.Errorf("web: render %s: %w", name, err)
@@ -42,34 +47,41 @@ func (s *Server) render(c *fiber.Ctx, status int, name string, d pageData) error
 
 // tokenPage turns a link problem into a page a person understands.
 func (s *Server) tokenPage(c *fiber.Ctx, err error) error {
+	var status int
+	var key string
 	switch {
 	case errors.Is(err, optin.ErrTokenExpired):
 		// Only confirmation links end here: unsubscribe links always work
 		// and an expired preferences link still leaves every list.
-		return s.render(c, fiber.StatusGone, "message.html", pageData{Title: "Link expired", Heading: "This link has expired",
-			Message: "Confirmation links are valid for a limited time. Subscribe again to get a new one."})
+		status, key = fiber.StatusGone, "SubExpired"
 	case errors.Is(err, optin.ErrTokenUsed):
-		return s.render(c, fiber.StatusConflict, "message.html", pageData{Title: "Already used", Heading: "This link was already used",
-			Message: "Each confirmation link works once. If you confirmed already, you are all set."})
+		status, key = fiber.StatusConflict, "SubUsed"
 	case errors.Is(err, optin.ErrNothingToConfirm):
-		return s.render(c, fiber.StatusConflict, "message.html", pageData{Title: "Nothing to confirm", Heading: "There is nothing to confirm",
-			Message: "This request was withdrawn or has lapsed. Subscribe again if you still want these messages."})
+		status, key = fiber.StatusConflict, "SubNothing"
 	case errors.Is(err, optin.ErrTokenInvalid):
-		return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Invalid link", Heading: "This link is not valid",
-			Message: "Please check that you opened the whole link from your message."})
+		status, key = fiber.StatusNotFound, "SubInvalid"
+	default:
+		return err
 	}
-	return err
+	l := messages[s.langOf(c)]
+	return s.render(c, status, "message.html", pageData{L: l, Title: l[key+"Title"], Heading: l[key+"Heading"], Message: l[key+"Text"]})
+}
+
+// notFoundPage says, in the page's language, that a list or app does not
+// exist (key: SubNoSuchList or SubNoSuchApp).
+func (s *Server) notFoundPage(c *fiber.Ctx, key string) error {
+	l := messages[s.langOf(c)]
+	return s.render(c, fiber.StatusNotFound, "message.html", pageData{L: l, Title: l["SubNotFound"], Heading: l[key]})
 }
 
 // expiredPreferences is what an expired but authentic preferences link
 // shows: none of the subscriptions (whoever holds an old link should not
 // read them), and one press to leave every list.
 func (s *Server) expiredPreferences(c *fiber.Ctx) error {
-	return s.render(c, fiber.StatusOK, "message.html", pageData{
-		Title: "Your subscriptions", Heading: "This link is too old to show your subscriptions",
-		Message: "You can still stop every message from us: press the button to leave every list. " +
-			"Each message we send also has its own unsubscribe link.",
-		Action: "/preferences/" + c.Params("token"), ButtonLabel: "Leave every list",
+	l := messages[s.langOf(c)]
+	return s.render(c, fiber.StatusOK, "message.html", pageData{L: l,
+		Title: l["SubPrefsTitle"], Heading: l["SubPrefsOldHeading"], Message: l["SubPrefsOldText"],
+		Action: "/preferences/" + c.Params("token"), ButtonLabel: l["SubLeaveEvery"],
 	})
 }
 
@@ -77,7 +89,7 @@ func (s *Server) optInPage(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	list, err := subscribers.GetList(ctx, s.Pool, c.Params("list"))
 	if errors.Is(err, subscribers.ErrNotFound) || (err == nil && list.Visibility != "public") {
-		return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Not found", Heading: "There is no such list"})
+		return s.notFoundPage(c, "SubNoSuchList")
 	}
 	if err != nil {
 		return err
@@ -85,7 +97,7 @@ func (s *Server) optInPage(c *fiber.Ctx) error {
 	slug := c.Query("app", apps.DefaultSlug)
 	app, err := apps.Get(ctx, s.Pool, slug)
 	if errors.Is(err, apps.ErrNotFound) {
-		return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Not found", Heading: "There is no such app"})
+		return s.notFoundPage(c, "SubNoSuchApp")
 	}
 	if err != nil {
 		return err
@@ -98,10 +110,10 @@ func (s *Server) confirmPage(c *fiber.Ctx) error {
 	if err != nil {
 		return s.tokenPage(c, err)
 	}
-	return s.render(c, fiber.StatusOK, "message.html", pageData{
-		Title: "Confirm", Heading: "Confirm your subscription",
-		Message: "Press the button to start receiving messages from " + p.List.Name + ".",
-		Action:  "/confirm/" + c.Params("token"), ButtonLabel: "Yes, subscribe me",
+	l := messages[s.langOf(c)]
+	return s.render(c, fiber.StatusOK, "message.html", pageData{L: l,
+		Title: l["SubConfirmTitle"], Heading: l["SubConfirmHeading"], Message: fmt.Sprintf(l["SubConfirmText"], p.List.Name),
+		Action: "/confirm/" + c.Params("token"), ButtonLabel: l["SubConfirmButton"],
 	})
 }
 
@@ -110,10 +122,10 @@ func (s *Server) confirmSubmit(c *fiber.Ctx) error {
 	if err != nil {
 		return s.tokenPage(c, err)
 	}
-	return s.render(c, fiber.StatusOK, "message.html", pageData{
-		Title: "Confirmed", Heading: "You are subscribed",
-		Message: "You will now receive messages from " + p.List.Name + ". You can leave at any time.",
-		Link:    s.OptIn.PreferencesURL(p.SubscriberID), LinkLabel: "Manage your subscriptions",
+	l := messages[s.langOf(c)]
+	return s.render(c, fiber.StatusOK, "message.html", pageData{L: l,
+		Title: l["SubConfirmedTitle"], Heading: l["SubConfirmedHeading"], Message: fmt.Sprintf(l["SubConfirmedText"], p.List.Name),
+		Link: s.OptIn.PreferencesURL(p.SubscriberID), LinkLabel: l["SubManage"],
 	})
 }
 
@@ -125,11 +137,11 @@ func (s *Server) unsubscribePage(c *fiber.Ctx) error {
 	if err != nil {
 		return s.tokenPage(c, err)
 	}
-	what := u.What()
-	return s.render(c, fiber.StatusOK, "message.html", pageData{
-		Title: "Unsubscribe", Heading: "Unsubscribe from " + what,
-		Message: "Press the button and you will receive no more messages from " + what + ".",
-		Action:  "/u/" + c.Params("token"), ButtonLabel: "Unsubscribe",
+	l := messages[s.langOf(c)]
+	what := unsubscribeWhat(l, u)
+	return s.render(c, fiber.StatusOK, "message.html", pageData{L: l,
+		Title: l["SubUnsubTitle"], Heading: fmt.Sprintf(l["SubUnsubHeading"], what), Message: fmt.Sprintf(l["SubUnsubText"], what),
+		Action: "/u/" + c.Params("token"), ButtonLabel: l["SubUnsubButton"],
 	})
 }
 
@@ -138,12 +150,13 @@ func (s *Server) unsubscribeSubmit(c *fiber.Ctx) error {
 	if err != nil {
 		return s.tokenPage(c, err)
 	}
-	d := pageData{Title: "Unsubscribed", Heading: "You are unsubscribed",
-		Message: "You will receive no more messages from " + u.What() + "."}
+	l := messages[s.langOf(c)]
+	d := pageData{L: l, Title: l["SubUnsubscribedTitle"], Heading: l["SubUnsubscribedHeading"],
+		Message: fmt.Sprintf(l["SubUnsubscribedText"], unsubscribeWhat(l, u))}
 	if !u.Expired {
 		// An old link unsubscribes, and leads nowhere else: a preferences
 		// link would show the lists to whoever holds it.
-		d.Link, d.LinkLabel = s.OptIn.PreferencesURL(u.SubscriberID), "See your other subscriptions"
+		d.Link, d.LinkLabel = s.OptIn.PreferencesURL(u.SubscriberID), l["SubOtherSubs"]
 	}
 	return s.render(c, fiber.StatusOK, "message.html", d)
 }
@@ -160,7 +173,8 @@ func (s *Server) preferencesPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.render(c, fiber.StatusOK, "preferences.html", pageData{Title: "Your subscriptions", Memberships: m, Token: c.Params("token")})
+	l := messages[s.langOf(c)]
+	return s.render(c, fiber.StatusOK, "preferences.html", pageData{L: l, Title: l["SubPrefsTitle"], Memberships: m, Token: c.Params("token")})
 }
 
 func (s *Server) preferencesSubmit(c *fiber.Ctx) error {
@@ -174,7 +188,7 @@ func (s *Server) preferencesSubmit(c *fiber.Ctx) error {
 	if slug := c.FormValue("list"); slug != "" && !expired {
 		l, err := subscribers.GetList(ctx, s.Pool, slug)
 		if errors.Is(err, subscribers.ErrNotFound) {
-			return s.render(c, fiber.StatusNotFound, "message.html", pageData{Title: "Not found", Heading: "There is no such list"})
+			return s.notFoundPage(c, "SubNoSuchList")
 		}
 		if err != nil {
 			return err
@@ -186,8 +200,18 @@ func (s *Server) preferencesSubmit(c *fiber.Ctx) error {
 		return err
 	}
 	if expired {
-		return s.render(c, fiber.StatusOK, "message.html", pageData{Title: "Unsubscribed", Heading: "You left every list",
-			Message: "You will receive no more messages from us."})
+		l := messages[s.langOf(c)]
+		return s.render(c, fiber.StatusOK, "message.html", pageData{L: l, Title: l["SubUnsubscribedTitle"],
+			Heading: l["SubLeftEveryHeading"], Message: l["SubLeftEveryText"]})
 	}
 	return c.Redirect("/preferences/"+c.Params("token"), fiber.StatusSeeOther)
+}
+
+// unsubscribeWhat names what an unsubscribe link leaves: its list, or every
+// list in the page's language.
+func unsubscribeWhat(l map[string]string, u *optin.Unsubscription) string {
+	if u.List == nil {
+		return l["SubAllLists"]
+	}
+	return u.List.Name
 }

@@ -7,6 +7,35 @@
 (function () {
   "use strict";
 
+  // Texts by language: the box's data-lang, else the page's, else the
+  // browser's; English when none of them is German.
+  const texts = {
+    en: {
+      noSupport: "This browser cannot receive web notifications.",
+      blocked: "Notifications are blocked. Allow them in your browser's site settings to subscribe.",
+      asking: "Asking your browser…",
+      slow: "Your browser has not answered yet. If it shows no question, check that notifications are allowed for this site, then try again.",
+      subscribed: "You are subscribed.",
+      almost: "Almost done: confirm with the notification we just sent you.",
+      failed: "That did not work:",
+    },
+    de: {
+      noSupport: "Dieser Browser kann keine Web-Benachrichtigungen empfangen.",
+      blocked: "Benachrichtigungen sind blockiert. Erlauben Sie sie in den Website-Einstellungen Ihres Browsers, um sich anzumelden.",
+      asking: "Ihr Browser wird gefragt…",
+      slow: "Ihr Browser hat noch nicht geantwortet. Wenn er keine Frage zeigt, prüfen Sie, ob Benachrichtigungen für diese Website erlaubt sind, und versuchen Sie es erneut.",
+      subscribed: "Sie sind angemeldet.",
+      almost: "Fast geschafft: Bestätigen Sie mit der Benachrichtigung, die wir Ihnen gerade geschickt haben.",
+      failed: "Das hat nicht geklappt:",
+    },
+  };
+  function textsFor(lang) {
+    return (lang || "").toLowerCase().startsWith("de") ? texts.de : texts.en;
+  }
+  // A browser whose push service cannot be reached can leave subscribe()
+  // pending for a long time; after this long the person is told why.
+  const slowAfterMs = 8000;
+
   function b64ToBytes(s) {
     const pad = "=".repeat((4 - (s.length % 4)) % 4);
     const raw = atob((s + pad).replace(/-/g, "+").replace(/_/g, "/"));
@@ -14,14 +43,15 @@
   }
 
   async function subscribe(opts) {
+    const t = textsFor(opts.lang || document.documentElement.lang || navigator.language);
     if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
-      throw new Error("This browser cannot receive web notifications.");
+      throw new Error(t.noSupport);
     }
     const reg = await navigator.serviceWorker.register(opts.serviceWorker || "/sw.js", { scope: "/" });
     await navigator.serviceWorker.ready;
     const permission = await Notification.requestPermission();
     if (permission !== "granted") {
-      throw new Error("Notifications are blocked. Allow them in your browser's site settings to subscribe.");
+      throw new Error(t.blocked);
     }
     const sub = await reg.pushManager.subscribe({
       userVisibleOnly: true,
@@ -61,9 +91,17 @@
   if (!box) return;
   const button = box.querySelector("#subscribe");
   const status = box.querySelector("#status");
+  const lang = box.dataset.lang || document.documentElement.lang || navigator.language;
+  const t = textsFor(lang);
   button.addEventListener("click", async () => {
     button.disabled = true;
-    status.textContent = "Asking your browser…";
+    status.textContent = t.asking;
+    // Still waiting after a while: say so, and let the person try again.
+    const slow = setTimeout(() => {
+      status.textContent = t.slow;
+      box.dataset.result = "slow";
+      button.disabled = false;
+    }, slowAfterMs);
     try {
       const out = await subscribe({
         app: box.dataset.app,
@@ -71,16 +109,17 @@
         consentVersion: parseInt(box.dataset.consentVersion || "0", 10),
         vapidKey: box.dataset.vapidKey,
         api: box.dataset.api || "",
+        lang: lang,
       });
-      status.textContent =
-        out.status === "confirmed"
-          ? "You are subscribed."
-          : "Almost done: confirm with the notification we just sent you.";
+      status.textContent = out.status === "confirmed" ? t.subscribed : t.almost;
       box.dataset.result = out.status;
+      button.disabled = true;
     } catch (e) {
-      status.textContent = e.message;
+      status.textContent = t.failed + " " + e.message;
       box.dataset.result = "error";
       button.disabled = false;
+    } finally {
+      clearTimeout(slow);
     }
   });
 })();
