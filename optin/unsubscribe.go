@@ -128,3 +128,49 @@ func (s *Service) Memberships(ctx context.Context, subscriberID int64) ([]subscr
 	}
 	return m, nil
 }
+
+// ErrNotResubscribable is returned by Resubscribe for a membership that is
+// not an unsubscribed one of a public list.
+var ErrNotResubscribable = errors.New("optin: this list cannot be joined again from here")
+
+// ErrConsentChanged is returned by Resubscribe when the list's consent text
+// changed after the person read it.
+var ErrConsentChanged = errors.New("optin: the consent text changed")
+
+// Resubscribe joins again a public list the subscriber had left, from their
+// preference page: the press is their consent to the text of consentVersion
+// (the one the page showed), recorded with the evidence. No confirmation
+// push follows: the preference link reached them on a device or address of
+// theirs, which is what a confirmation proves.
+func (s *Service) Resubscribe(ctx context.Context, actor audit.Actor, subscriberID, listID int64, consentVersion int,
+	ev subscribers.Evidence) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var status subscribers.MembershipStatus
+		var visibility string
+		var version int
+		err := tx.QueryRow(ctx, `SELECT m.status, l.visibility, l.consent_version
+			FROM memberships m JOIN lists l ON l.id = m.list_id
+			WHERE m.list_id = $1 AND m.subscriber_id = $2 FOR UPDATE OF m`, listID, subscriberID).Scan(&status, &visibility, &version)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotResubscribable
+		}
+		if err != nil {
+			return fmt.Errorf("optin: resubscribe: %w", err)
+		}
+		if status != subscribers.StatusUnsubscribed || visibility != "public" {
+			return ErrNotResubscribable
+		}
+		if version != consentVersion {
+			return ErrConsentChanged
+		}
+		if _, err := subscribers.SetConfirmed(ctx, tx, listID, subscriberID); err != nil {
+			return err
+		}
+		if err := subscribers.RecordConsent(ctx, tx, subscriberID, subscribers.ActionConfirm, ev, version, listID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, as(actor, subscriberID), audit.Change{Action: "membership.resubscribe", ObjectType: "subscriber",
+			ObjectID: strconv.FormatInt(subscriberID, 10), Summary: map[string]any{"list_id": listID, "consent_version": version,
+				"source": ev.Source, "subscriber_id": subscriberID}})
+	})
+}

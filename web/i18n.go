@@ -126,6 +126,10 @@ var messages = map[string]map[string]string{
 		"SubOptInDouble":         "You then confirm once through a notification.",
 		"SubOptInLeave":          "Every message has a link to leave.",
 		"SubFooter":              "Sent with Herald. We keep only what we need to deliver your messages.",
+		"SubRejoin":              "Subscribe again",
+		"SubRejoinConsent":       "By subscribing again you agree to this:",
+		"SubConsentChanged":      "The text you agree to has changed. Please read it again before you subscribe.",
+		"SubCannotRejoin":        "This list cannot be joined again from here.",
 	},
 	"de": {
 		"Lang":                "de",
@@ -237,6 +241,10 @@ var messages = map[string]map[string]string{
 		"SubOptInDouble":         "Danach bestätigen Sie einmal über eine Benachrichtigung.",
 		"SubOptInLeave":          "Jede Nachricht enthält einen Link zum Abmelden.",
 		"SubFooter":              "Versandt mit Herald. Wir speichern nur, was wir für die Zustellung Ihrer Nachrichten brauchen.",
+		"SubRejoin":              "Erneut anmelden",
+		"SubRejoinConsent":       "Mit der erneuten Anmeldung stimmen Sie Folgendem zu:",
+		"SubConsentChanged":      "Der Text, dem Sie zustimmen, hat sich geändert. Bitte lesen Sie ihn erneut, bevor Sie sich anmelden.",
+		"SubCannotRejoin":        "Diese Liste kann von hier aus nicht erneut abonniert werden.",
 	},
 }
 

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/audit"
+	"github.com/herald-im/herald/invalid"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
 )
@@ -28,6 +30,9 @@ type pageData struct {
 	Token       string
 	App         string
 	VAPIDKey    string
+	// Rejoin holds, by list id, the public lists a preference page offers
+	// to join again, with the consent text to agree to.
+	Rejoin map[int64]*subscribers.List
 	// L is the page's texts in its language (see langOf).
 	L map[string]string
 }
@@ -169,12 +174,33 @@ func (s *Server) preferencesPage(c *fiber.Ctx) error {
 	if err != nil {
 		return s.tokenPage(c, err)
 	}
-	m, err := s.OptIn.Memberships(c.UserContext(), subID)
+	return s.renderPreferences(c, subID, "")
+}
+
+// renderPreferences shows a subscriber's lists; a list they left that is
+// public can be joined again, its consent text shown beside the button.
+func (s *Server) renderPreferences(c *fiber.Ctx, subID int64, notice string) error {
+	ctx := c.UserContext()
+	m, err := s.OptIn.Memberships(ctx, subID)
 	if err != nil {
 		return err
 	}
+	rejoin := map[int64]*subscribers.List{}
+	for _, ms := range m {
+		if ms.Status != subscribers.StatusUnsubscribed {
+			continue
+		}
+		list, err := subscribers.GetListByID(ctx, s.Pool, ms.ListID)
+		if err != nil {
+			return err
+		}
+		if list.Visibility == "public" {
+			rejoin[list.ID] = list
+		}
+	}
 	l := messages[s.langOf(c)]
-	return s.render(c, fiber.StatusOK, "preferences.html", pageData{L: l, Title: l["SubPrefsTitle"], Memberships: m, Token: c.Params("token")})
+	return s.render(c, fiber.StatusOK, "preferences.html", pageData{L: l, Title: l["SubPrefsTitle"], Message: notice,
+		Memberships: m, Rejoin: rejoin, Token: c.Params("token")})
 }
 
 func (s *Server) preferencesSubmit(c *fiber.Ctx) error {
@@ -184,6 +210,9 @@ func (s *Server) preferencesSubmit(c *fiber.Ctx) error {
 		return s.tokenPage(c, err)
 	}
 	ctx := c.UserContext()
+	if c.FormValue("action") == "rejoin" && !expired {
+		return s.rejoin(c, subID)
+	}
 	var listID int64
 	if slug := c.FormValue("list"); slug != "" && !expired {
 		l, err := subscribers.GetList(ctx, s.Pool, slug)
@@ -214,4 +243,35 @@ func unsubscribeWhat(l map[string]string, u *optin.Unsubscription) string {
 		return l["SubAllLists"]
 	}
 	return u.List.Name
+}
+
+// rejoin joins again a list the subscriber left, from their preference
+// page: the press, with the consent text version the page showed, is their
+// consent.
+func (s *Server) rejoin(c *fiber.Ctx, subID int64) error {
+	ctx := c.UserContext()
+	list, err := subscribers.GetList(ctx, s.Pool, c.FormValue("list"))
+	if errors.Is(err, subscribers.ErrNotFound) {
+		return s.notFoundPage(c, "SubNoSuchList")
+	}
+	if err != nil {
+		return err
+	}
+	version, err := strconv.Atoi(c.FormValue("consent_version"))
+	if err != nil {
+		return invalid.Field("consent_version", "must be the version of the consent text shown")
+	}
+	ev := subscribers.Evidence{Source: subscribers.SourceWeb, IP: clientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent)}
+	err = s.OptIn.Resubscribe(ctx, audit.Public(clientIP(c)), subID, list.ID, version, ev)
+	l := messages[s.langOf(c)]
+	switch {
+	case errors.Is(err, optin.ErrConsentChanged):
+		// The text changed since the page was shown: show the new one.
+		return s.renderPreferences(c, subID, l["SubConsentChanged"])
+	case errors.Is(err, optin.ErrNotResubscribable):
+		return s.renderPreferences(c, subID, l["SubCannotRejoin"])
+	case err != nil:
+		return err
+	}
+	return c.Redirect("/preferences/"+c.Params("token"), fiber.StatusSeeOther)
 }

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -117,4 +118,156 @@ func TestConfirmationPushSpeaksTheSubscribersLanguage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPreferencesPageRejoin: a list left can be joined again from the
+// preference page, agreeing to the consent text shown, which is recorded.
+func TestPreferencesPageRejoin(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+
+	// setup makes a subscriber on two fresh single opt-in lists (one public,
+	// one private), leaves both, and returns the preference page's path.
+	type fixture struct {
+		page, public, private string
+		subID                 int64
+		publicList            *subscribers.List
+	}
+	newFixture := func(t *testing.T) fixture {
+		t.Helper()
+		f := fixture{public: "again-" + randomSuffix(), private: "closed-" + randomSuffix()}
+		name, single, text, private := "Again", "single", "Weekly offers by push.", "private"
+		var err error
+		if f.publicList, err = subscribers.CreateList(ctx, b.pool, subscribers.ListParams{Slug: &f.public, Name: &name, OptIn: &single,
+			ConsentText: &text}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := subscribers.CreateList(ctx, b.pool, subscribers.ListParams{Slug: &f.private, Name: &name, OptIn: &single,
+			Visibility: &private}); err != nil {
+			t.Fatal(err)
+		}
+		ext := "again-" + randomSuffix()
+		hmac := optin.IdentityHMAC(b.identity, ext)
+		for _, list := range []string{f.public, f.private} {
+			res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": list, "external_id": ext,
+				"identity_hmac": hmac, "device": map[string]any{"platform": "fcm", "token": b.sim.NewFCMToken()}})
+			if res.status >= 300 {
+				t.Fatalf("subscribe to %s: %d %s", list, res.status, res.body)
+			}
+		}
+		res := b.postJSON("/public/v1/preferences", "", map[string]any{"app": b.appSlug, "external_id": ext, "identity_hmac": hmac})
+		f.page = b.pathOf(res.json(t)["preferences_url"].(string))
+		if err := b.pool.QueryRow(ctx, `SELECT id FROM subscribers WHERE external_id = $1`, ext).Scan(&f.subID); err != nil {
+			t.Fatal(err)
+		}
+		for _, list := range []string{f.public, f.private} {
+			if left := b.do(http.MethodPost, f.page, "", "application/x-www-form-urlencoded", []byte("list="+list)); left.status != http.StatusSeeOther {
+				t.Fatalf("leave %s: %d %s", list, left.status, left.body)
+			}
+		}
+		return f
+	}
+	status := func(t *testing.T, f fixture, slug string) subscribers.MembershipStatus {
+		t.Helper()
+		l, err := subscribers.GetList(ctx, b.pool, slug)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := subscribers.MembershipStatusOf(ctx, b.pool, l.ID, f.subID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	rejoin := func(f fixture, slug string, version int) *response {
+		return b.do(http.MethodPost, f.page, "", "application/x-www-form-urlencoded",
+			[]byte(fmt.Sprintf("action=rejoin&list=%s&consent_version=%d", slug, version)))
+	}
+
+	t.Run("OffersThePublicListWithItsConsentText", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		page := string(b.do(http.MethodGet, f.page, "", "", nil).body)
+		if !strings.Contains(page, `name="list" value="`+f.public+`"`) || !strings.Contains(page, "Weekly offers by push.") ||
+			!strings.Contains(page, "Subscribe again") {
+			t.Fatalf("no offer to join %s again: %s", f.public, page)
+		}
+		if strings.Contains(page, `name="action" value="rejoin"><input type="hidden" name="list" value="`+f.private+`"`) {
+			t.Fatalf("a private list is offered: %s", page)
+		}
+	})
+
+	t.Run("JoinsAgainAndRecordsTheConsent", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		if res := rejoin(f, f.public, f.publicList.ConsentVersion); res.status != http.StatusSeeOther {
+			t.Fatalf("rejoin: %d %s", res.status, res.body)
+		}
+		if st := status(t, f, f.public); st != subscribers.StatusConfirmed {
+			t.Fatalf("after rejoining: %s", st)
+		}
+		var action, source string
+		var version int
+		if err := b.pool.QueryRow(ctx, `SELECT action, source, consent_version FROM consent_records
+			WHERE subscriber_id = $1 AND list_id = $2 ORDER BY id DESC LIMIT 1`, f.subID, f.publicList.ID).Scan(&action, &source, &version); err != nil {
+			t.Fatal(err)
+		}
+		if action != "confirm" || source != "web" || version != f.publicList.ConsentVersion {
+			t.Fatalf("consent record: %s %s %d", action, source, version)
+		}
+		// Pressing again changes nothing.
+		if res := rejoin(f, f.public, f.publicList.ConsentVersion); res.status != http.StatusOK ||
+			!strings.Contains(string(res.body), "cannot be joined again") {
+			t.Fatalf("second press: %d %s", res.status, res.body)
+		}
+	})
+
+	t.Run("RefusesAChangedConsentText", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		text := "Daily offers by push."
+		changed, err := subscribers.UpdateList(ctx, b.pool, f.public, subscribers.ListParams{ConsentText: &text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := rejoin(f, f.public, f.publicList.ConsentVersion)
+		if res.status != http.StatusOK || !strings.Contains(string(res.body), "has changed") ||
+			!strings.Contains(string(res.body), "Daily offers by push.") {
+			t.Fatalf("stale consent: %d %s", res.status, res.body)
+		}
+		if st := status(t, f, f.public); st != subscribers.StatusUnsubscribed {
+			t.Fatalf("joined with a consent text not shown: %s", st)
+		}
+		if res := rejoin(f, f.public, changed.ConsentVersion); res.status != http.StatusSeeOther {
+			t.Fatalf("rejoin with the new text: %d %s", res.status, res.body)
+		}
+	})
+
+	t.Run("RefusesAPrivateList", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		if res := rejoin(f, f.private, 1); res.status != http.StatusOK || !strings.Contains(string(res.body), "cannot be joined again") {
+			t.Fatalf("private list: %d %s", res.status, res.body)
+		}
+		if st := status(t, f, f.private); st != subscribers.StatusUnsubscribed {
+			t.Fatalf("private list joined: %s", st)
+		}
+	})
+
+	t.Run("RefusesHostileForms", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		for _, body := range []string{"action=rejoin&list=" + f.public, "action=rejoin&list=" + f.public + "&consent_version=x",
+			"action=rejoin&list=" + f.public + "&consent_version=%00", "action=rejoin&list=%ff&consent_version=1",
+			"action=rejoin&list=no-such-list&consent_version=1"} {
+			res := b.do(http.MethodPost, f.page, "", "application/x-www-form-urlencoded", []byte(body))
+			if res.status >= 500 || res.status == http.StatusSeeOther {
+				t.Errorf("%q: %d %s", body, res.status, res.body)
+			}
+		}
+		if st := status(t, f, f.public); st != subscribers.StatusUnsubscribed {
+			t.Fatalf("a hostile form joined: %s", st)
+		}
+	})
 }
