@@ -157,7 +157,9 @@ func (s *Server) routes(r *router) {
 	r.add(get, "/metrics", metricsOnly, s.metrics)
 	r.add(get, "/", public, s.home)
 
-	// The admin API: API keys and signed-in users alike.
+	// The admin API: API keys and signed-in users alike. Its description
+	// is public: it holds no secret (openapi.go).
+	r.add(get, "/api/v1/openapi.json", public, openAPI("/api/v1/openapi.json"))
 	r.add(get, "/api/v1/session", anyStaff, s.getSession)
 
 	r.add(get, "/api/v1/lists", adminOrMarketer, s.listLists)
@@ -257,6 +259,7 @@ func (s *Server) routes(r *router) {
 	// budget: each route has limitByIP (or a variant) of its own, so static
 	// files and unknown paths spend nothing.
 	pub := []fiber.Handler{s.publicHeaders}
+	r.add(get, "/public/v1/openapi.json", public, openAPI("/public/v1/openapi.json"))
 	r.add(get, "/public/v1/apps/:app", public, append(pub, s.limitByIP, checkParams, s.publicApp)...)
 	r.add(post, "/public/v1/subscribe", public, append(pub, s.limitByIP, s.subscribe)...)
 	r.add(post, "/public/v1/preferences", public, append(pub, s.limitByIP, s.publicPreferences)...)
