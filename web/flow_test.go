@@ -69,7 +69,8 @@ func TestDoubleOptInFlow(t *testing.T) {
 	if err := json.Unmarshal(got[0].Payload, &webMsg); err != nil {
 		t.Fatalf("decrypted web push payload: %v", err)
 	}
-	if !strings.HasPrefix(webMsg.Title, "Please confirm") || webMsg.Data["unsubscribe_url"] == "" {
+	// The browser said de-DE: Herald writes its own messages in German.
+	if !strings.HasPrefix(webMsg.Title, "Bitte bestätigen") || webMsg.Data["unsubscribe_url"] == "" {
 		t.Fatalf("web push confirmation %+v", webMsg)
 	}
 	var apnsMsg struct {
