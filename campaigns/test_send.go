@@ -24,9 +24,22 @@ var ErrTestSendLimit = errors.New("campaigns: too many test sends of this campai
 
 // TestSendResult is one device's outcome of a test send.
 type TestSendResult struct {
-	SubscriberID int64            `json:"subscriber_id"`
-	DeviceID     int64            `json:"device_id"`
-	Outcome      delivery.Outcome `json:"outcome"`
+	SubscriberID int64           `json:"subscriber_id"`
+	DeviceID     int64           `json:"device_id"`
+	Outcome      TestSendOutcome `json:"outcome"`
+}
+
+// TestSendOutcome is the provider's answer to one test send.
+type TestSendOutcome struct {
+	// Class is the outcome class, as deliveries name it (delivered,
+	// device_gone, rejected, ...).
+	Class delivery.Class `json:"class"`
+	// Reason is the provider's reason or the error, when not delivered.
+	Reason string `json:"reason,omitempty"`
+	// ProviderID is the provider's message id when delivered.
+	ProviderID string `json:"provider_id,omitempty"`
+	// StatusCode is the provider's HTTP status, when it answered.
+	StatusCode int `json:"status_code,omitempty"`
 }
 
 // TestSendSkip is a named subscriber a test send did not reach, and why.
@@ -144,7 +157,8 @@ func (s *Service) sendTest(ctx context.Context, c *Campaign, devices []claimed, 
 		dd.Vars = map[string]string{"unsubscribe_url": s.optin.UnsubscribeURL(d.subscriberID, unsubscribeList),
 			"reply_token": s.replyToken(c.ID, d.subscriberID)}
 		o := sender.Send(ctx, msg, []delivery.Device{dd})[0]
-		report.Results = append(report.Results, TestSendResult{SubscriberID: d.subscriberID, DeviceID: d.device.ID, Outcome: o})
+		report.Results = append(report.Results, TestSendResult{SubscriberID: d.subscriberID, DeviceID: d.device.ID,
+			Outcome: TestSendOutcome{Class: o.Class, Reason: o.Reason, ProviderID: o.ProviderID, StatusCode: o.StatusCode}})
 	}
 	return nil
 }

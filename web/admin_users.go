@@ -319,10 +319,10 @@ func (s *Server) listAudit(c *fiber.Ctx) error {
 	}
 	f.Limit = int(limit)
 	switch k := audit.Kind(c.Query("actor_type")); k {
-	case "", audit.KindUser, audit.KindAPIKey, audit.KindOperator:
+	case "", audit.KindUser, audit.KindAPIKey, audit.KindOperator, audit.KindSubscriber, audit.KindSystem:
 		f.ActorType = k
 	default:
-		return invalid.Field("actor_type", "must be user, api_key or operator")
+		return invalid.Field("actor_type", "must be user, api_key, operator, subscriber or system")
 	}
 	for name, dst := range map[string]*string{"object_type": &f.ObjectType, "object_id": &f.ObjectID, "action": &f.Action} {
 		v := c.Query(name)

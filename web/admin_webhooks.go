@@ -77,8 +77,11 @@ func (s *Server) rotateWebhookSecret(c *fiber.Ctx) error {
 	var req struct {
 		OverlapSeconds *int `json:"overlap_seconds"`
 	}
-	if err := s.decodeJSON(c, &req); err != nil {
-		return err
+	// The body is optional: an empty one takes the default overlap.
+	if len(c.Body()) > 0 {
+		if err := s.decodeJSON(c, &req); err != nil {
+			return err
+		}
 	}
 	overlap := 24 * time.Hour
 	if req.OverlapSeconds != nil {
@@ -100,7 +103,7 @@ func (s *Server) webhookDeliveries(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	limit, err := queryInt(c, "limit")
+	limit, err := queryLimit(c, 200)
 	if err != nil {
 		return err
 	}

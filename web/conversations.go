@@ -41,12 +41,25 @@ func queryInt(c *fiber.Ctx, name string) (int64, error) {
 	return n, nil
 }
 
+// queryLimit reads ?limit=: absent is 0 (the listing's default); present,
+// it must be 1..most, or the caller would get another page size than asked.
+func queryLimit(c *fiber.Ctx, most int64) (int64, error) {
+	n, err := queryInt(c, "limit")
+	if err != nil {
+		return 0, err
+	}
+	if c.Query("limit") != "" && (n < 1 || n > most) {
+		return 0, invalid.Fieldf("limit", "must be between 1 and %d", most)
+	}
+	return n, nil
+}
+
 func (s *Server) listConversations(c *fiber.Ctx) error {
 	team, err := queryInt(c, "team_id")
 	if err != nil {
 		return err
 	}
-	limit, err := queryInt(c, "limit")
+	limit, err := queryLimit(c, 200)
 	if err != nil {
 		return err
 	}
@@ -72,7 +85,7 @@ func (s *Server) searchMessages(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	limit, err := queryInt(c, "limit")
+	limit, err := queryLimit(c, 100)
 	if err != nil {
 		return err
 	}
@@ -104,7 +117,7 @@ func (s *Server) conversationMessages(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	limit, err := queryInt(c, "limit")
+	limit, err := queryLimit(c, 200)
 	if err != nil {
 		return err
 	}

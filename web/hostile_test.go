@@ -196,6 +196,12 @@ func TestHostileInput(t *testing.T) {
 		{"webhook unknown event", "POST", "/api/v1/webhooks", b.admin, "application/json", []byte(`{"url":"https://crm.example.com/x","events":["everything"]}`), 422, "events[0]"},
 		{"webhook rotation too long", "POST", "/api/v1/webhooks/999999999/rotate-secret", b.admin, "application/json", []byte(`{"overlap_seconds":99999999}`), 422, "overlap_seconds"},
 		{"keyword a sentence", "PUT", "/api/v1/lists/" + b.list + "/keywords", b.admin, "application/json", []byte(`{"help":["please help me"]}`), 422, "help[0]"},
+		{"inbox limit too big", "GET", "/api/v1/conversations?limit=201", b.agent, "", nil, 422, "limit"},
+		{"inbox limit zero", "GET", "/api/v1/conversations?limit=0", b.agent, "", nil, 422, "limit"},
+		{"search limit too big", "GET", "/api/v1/conversations/search?q=hello&limit=101", b.agent, "", nil, 422, "limit"},
+		{"messages limit too big", "GET", fmt.Sprintf("/api/v1/conversations/%d/messages?limit=201", theirs.conversationID), b.agent, "", nil, 422, "limit"},
+		{"webhook log limit too big", "GET", "/api/v1/webhooks/999999999/deliveries?limit=201", b.admin, "", nil, 422, "limit"},
+		{"audit log unknown actor type", "GET", "/api/v1/audit-log?actor_type=robot", b.admin, "", nil, 422, "actor_type"},
 	}
 	// Text PostgreSQL cannot store, in every body-taking route and query
 	// parameter: each is a 422 naming the field, never a 500 (22021, 22P05).

@@ -41,7 +41,7 @@ func (s *Server) subscriberToken(allowQuery bool) fiber.Handler {
 		if c.Method() == fiber.MethodOptions {
 			return c.Next()
 		}
-		token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+		token, ok := bearerToken(c)
 		if !ok && allowQuery {
 			token, ok = c.Query("token"), c.Query("token") != ""
 		}
@@ -118,7 +118,7 @@ func (s *Server) subscriberHistory(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	limit, err := queryInt(c, "limit")
+	limit, err := queryLimit(c, 200)
 	if err != nil {
 		return err
 	}
