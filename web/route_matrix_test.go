@@ -232,7 +232,8 @@ func TestRoutePolicies(t *testing.T) {
 				}
 			}
 			if r.method == http.MethodPost || r.method == http.MethodPut || r.method == http.MethodPatch {
-				if strings.HasPrefix(r.path, "/api/") || strings.HasPrefix(r.path, "/public/") {
+				// The River UI under /console speaks JSON, as the APIs do.
+				if strings.HasPrefix(r.path, "/api/") || strings.HasPrefix(r.path, "/public/") || strings.HasPrefix(r.path, "/console/") {
 					req.json = []byte("{}")
 				} else {
 					req.form = url.Values{}

@@ -65,6 +65,9 @@ type Deps struct {
 	// Ready reports whether the process can serve (database reachable,
 	// migrations current).
 	Ready func(context.Context) error
+	// Background lives as long as the server: the River UI's background
+	// queries stop with it. Nil: they run until the process ends.
+	Background context.Context
 }
 
 // Server holds the handlers' dependencies.
@@ -82,6 +85,7 @@ type Server struct {
 	subscriberSlots chan struct{}
 	// keys issues and revokes API keys.
 	keys      *apikeys.Service
+	riverUI   *riverUI
 	httpCount *prometheus.CounterVec
 	httpTime  *prometheus.HistogramVec
 }
@@ -104,6 +108,13 @@ func New(d Deps) *fiber.App {
 		subscriberSlots: make(chan struct{}, max(4, int(d.Pool.Config().MaxConns)/8)),
 	}
 	s.registerMetrics()
+	ui, err := s.newRiverUI()
+	if err != nil {
+		// The UI's embedded files are part of the binary: this is a
+		// broken build, not a condition to run on with.
+		panic(err)
+	}
+	s.riverUI = ui
 	app := fiber.New(fiber.Config{
 		AppName:               "herald",
 		DisableStartupMessage: true,
@@ -241,6 +252,16 @@ func (s *Server) routes(r *router) {
 	r.add(put, "/api/v1/agents/me", adminOrAgent, s.setMyAvailability)
 	r.add(put, "/api/v1/teams/:id/auto-assign", adminOnly, checkParams, s.setTeamAutoAssign)
 	r.add(put, "/api/v1/apps/:slug/inbox", adminOnly, checkParams, s.setAppInbox)
+
+	// River's own UI, for admins: their session, with its CSRF token added
+	// to the UI's writes by a script of ours (riverui.go).
+	if ui := s.riverUI; ui != nil {
+		r.add(get, riverUIPrefix+"-csrf.js", adminOnly, ui.shim)
+		r.add(get, riverUIPrefix+"/*", adminOnly, ui.handle)
+		for _, m := range []string{post, put, patch, del} {
+			r.add(m, riverUIPrefix+"/*", adminOnly, ui.handle)
+		}
+	}
 	r.add(get, "/api/v1/lists/:slug/keywords", adminOrMarketer, checkParams, s.getListKeywords)
 	r.add(put, "/api/v1/lists/:slug/keywords", adminOrMarketer, checkParams, s.setListKeywords)
 	r.add(post, "/api/v1/messages", adminOrAgent, s.sendTransactional)

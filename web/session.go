@@ -68,6 +68,11 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return s.authenticateKey(c)
 	}
 	raw := c.Cookies(sessionCookie)
+	if raw == "" && c.Method() == fiber.MethodGet && !strings.HasPrefix(c.Path(), "/api/") &&
+		strings.Contains(c.Get(fiber.HeaderAccept), "text/html") {
+		// A person opening a staff page (the River UI) signs in first.
+		return c.Redirect("/sign-in?next="+url.QueryEscape(c.OriginalURL()), fiber.StatusSeeOther)
+	}
 	if raw == "" {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="herald"`)
 		return problem(c, fiber.StatusUnauthorized, "Unauthorized", "send Authorization: Bearer <API key>, or sign in at /sign-in")
