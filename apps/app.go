@@ -27,12 +27,19 @@ import (
 
 // App is a site or mobile app that subscribers' devices belong to.
 type App struct {
-	ID             int64     `json:"id"`
-	Slug           string    `json:"slug"`
-	Name           string    `json:"name"`
-	VAPIDPublicKey string    `json:"vapid_public_key"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	ID             int64  `json:"id"`
+	Slug           string `json:"slug"`
+	Name           string `json:"name"`
+	VAPIDPublicKey string `json:"vapid_public_key"`
+	// Who sends, as the subscriber pages show it (see Branding).
+	CompanyName string `json:"company_name"`
+	PrivacyURL  string `json:"privacy_url"`
+	ImprintURL  string `json:"imprint_url"`
+	AccentColor string `json:"accent_color"`
+	// LogoType is the uploaded logo's type, "" without one.
+	LogoType  string    `json:"logo_type"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Secrets are an app's sealed settings.
@@ -114,8 +121,10 @@ func GetByID(ctx context.Context, db database.DB, id int64) (*App, error) {
 
 func get(ctx context.Context, db database.DB, where string, arg any) (*App, error) {
 	var a App
-	err := db.QueryRow(ctx, `SELECT id, slug, name, vapid_public_key, created_at, updated_at FROM apps WHERE `+where, arg).
-		Scan(&a.ID, &a.Slug, &a.Name, &a.VAPIDPublicKey, &a.CreatedAt, &a.UpdatedAt)
+	err := db.QueryRow(ctx, `SELECT id, slug, name, vapid_public_key, company_name, privacy_url, imprint_url, accent_color,
+			coalesce(logo_type, ''), created_at, updated_at FROM apps WHERE `+where, arg).
+		Scan(&a.ID, &a.Slug, &a.Name, &a.VAPIDPublicKey, &a.CompanyName, &a.PrivacyURL, &a.ImprintURL, &a.AccentColor,
+			&a.LogoType, &a.CreatedAt, &a.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/herald-im/herald/brand"
 	"github.com/herald-im/herald/database"
 	"github.com/herald-im/herald/invalid"
 )
@@ -26,10 +27,12 @@ type List struct {
 	OptIn string `json:"optin"`
 	// ConsentText is what subscribers see when they opt in; changing it bumps
 	// ConsentVersion, which consent records cite.
-	ConsentText    string    `json:"consent_text"`
-	ConsentVersion int       `json:"consent_version"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	ConsentText    string `json:"consent_text"`
+	ConsentVersion int    `json:"consent_version"`
+	// AccentColor (#rrggbb, or "" for the app's) colours the list's pages.
+	AccentColor string    `json:"accent_color"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // ListParams creates or changes a list; nil fields are left alone on update.
@@ -40,6 +43,7 @@ type ListParams struct {
 	Visibility  *string `json:"visibility"`
 	OptIn       *string `json:"optin"`
 	ConsentText *string `json:"consent_text"`
+	AccentColor *string `json:"accent_color"`
 }
 
 var listSlugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -65,6 +69,11 @@ func (p *ListParams) Validate(creating bool) error {
 			return err
 		}
 	}
+	if p.AccentColor != nil {
+		if err := brand.ValidateColor("accent_color", *p.AccentColor); err != nil {
+			return err
+		}
+	}
 	if p.ConsentText != nil {
 		if err := ValidateText("consent_text", *p.ConsentText, 5000, false); err != nil {
 			return err
@@ -79,12 +88,12 @@ func (p *ListParams) Validate(creating bool) error {
 	return nil
 }
 
-const listColumns = `id, slug, name, description, visibility, optin, consent_text, consent_version, created_at, updated_at`
+const listColumns = `id, slug, name, description, visibility, optin, consent_text, consent_version, accent_color, created_at, updated_at`
 
 func scanList(row pgx.Row) (*List, error) {
 	var l List
 	err := row.Scan(&l.ID, &l.Slug, &l.Name, &l.Description, &l.Visibility, &l.OptIn, &l.ConsentText,
-		&l.ConsentVersion, &l.CreatedAt, &l.UpdatedAt)
+		&l.ConsentVersion, &l.AccentColor, &l.CreatedAt, &l.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -96,9 +105,9 @@ func CreateList(ctx context.Context, db database.DB, p ListParams) (*List, error
 	if err := p.Validate(true); err != nil {
 		return nil, err
 	}
-	l, err := scanList(db.QueryRow(ctx, `INSERT INTO lists (slug, name, description, visibility, optin, consent_text)
-		VALUES ($1, $2, coalesce($3, ''), coalesce($4, 'public'), coalesce($5, 'double'), coalesce($6, ''))
-		RETURNING `+listColumns, p.Slug, p.Name, p.Description, p.Visibility, p.OptIn, p.ConsentText))
+	l, err := scanList(db.QueryRow(ctx, `INSERT INTO lists (slug, name, description, visibility, optin, consent_text, accent_color)
+		VALUES ($1, $2, coalesce($3, ''), coalesce($4, 'public'), coalesce($5, 'double'), coalesce($6, ''), coalesce($7, ''))
+		RETURNING `+listColumns, p.Slug, p.Name, p.Description, p.Visibility, p.OptIn, p.ConsentText, p.AccentColor))
 	if isUniqueViolation(err) {
 		return nil, fmt.Errorf("%w: list %q", ErrConflict, *p.Slug)
 	}
@@ -155,9 +164,9 @@ func UpdateList(ctx context.Context, db database.DB, slug string, p ListParams) 
 			slug = coalesce($2, slug), name = coalesce($3, name), description = coalesce($4, description),
 			visibility = coalesce($5, visibility), optin = coalesce($6, optin),
 			consent_version = consent_version + CASE WHEN $7::text IS DISTINCT FROM NULL AND $7 <> consent_text THEN 1 ELSE 0 END,
-			consent_text = coalesce($7, consent_text), updated_at = now()
+			consent_text = coalesce($7, consent_text), accent_color = coalesce($8, accent_color), updated_at = now()
 		WHERE slug = $1 RETURNING `+listColumns,
-		slug, p.Slug, p.Name, p.Description, p.Visibility, p.OptIn, p.ConsentText))
+		slug, p.Slug, p.Name, p.Description, p.Visibility, p.OptIn, p.ConsentText, p.AccentColor))
 	if isUniqueViolation(err) {
 		return nil, fmt.Errorf("%w: list %q", ErrConflict, *p.Slug)
 	}

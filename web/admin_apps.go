@@ -23,12 +23,62 @@ func (s *Server) getApp(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{
+	return c.JSON(appView(app, sec))
+}
+
+// appView is an app as admins see it.
+func appView(app *apps.App, sec *apps.Secrets) fiber.Map {
+	logo := ""
+	if app.LogoType != "" {
+		logo = logoPath(app)
+	}
+	return fiber.Map{
 		"id": app.ID, "slug": app.Slug, "name": app.Name, "vapid_public_key": app.VAPIDPublicKey,
 		"identity_secret": sec.IdentitySecret,
 		"apns_configured": sec.Credentials.APNs != nil, "fcm_configured": sec.Credentials.FCM != nil,
+		"company_name": app.CompanyName, "privacy_url": app.PrivacyURL, "imprint_url": app.ImprintURL,
+		"accent_color": app.AccentColor, "logo_url": logo,
 		"created_at": app.CreatedAt, "updated_at": app.UpdatedAt,
-	})
+	}
+}
+
+// updateApp changes an app's name and branding.
+func (s *Server) updateApp(c *fiber.Ctx) error {
+	var b apps.Branding
+	if err := s.decodeJSON(c, &b); err != nil {
+		return err
+	}
+	app, err := s.Apps.UpdateBranding(c.UserContext(), s.Pool, actorOf(c), c.Params("slug"), b)
+	if err != nil {
+		return err
+	}
+	return s.appAnswer(c, app)
+}
+
+// setAppLogo stores the body (the image's bytes) as the app's logo;
+// deleteAppLogo removes it.
+func (s *Server) setAppLogo(c *fiber.Ctx) error {
+	app, err := s.Apps.SetLogo(c.UserContext(), s.Pool, actorOf(c), c.Params("slug"), append([]byte{}, c.Body()...))
+	if err != nil {
+		return err
+	}
+	return s.appAnswer(c, app)
+}
+
+func (s *Server) deleteAppLogo(c *fiber.Ctx) error {
+	app, err := s.Apps.SetLogo(c.UserContext(), s.Pool, actorOf(c), c.Params("slug"), nil)
+	if err != nil {
+		return err
+	}
+	return s.appAnswer(c, app)
+}
+
+func (s *Server) appAnswer(c *fiber.Ctx, app *apps.App) error {
+	sec, err := s.Apps.Secrets(c.UserContext(), s.Pool, app.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(appView(app, sec))
 }
 
 // createAPIKey issues another key; its secret is in this response only.

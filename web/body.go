@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/herald-im/herald/brand"
 	"github.com/herald-im/herald/conversations"
 )
 
@@ -76,6 +77,12 @@ func (s *Server) bodyRule(method, path string) (limit int, streamed bool) {
 		return s.Config.MaxImportBytes, true
 	case method == fiber.MethodPost && p == "/public/v1/conversation/attachments":
 		return conversations.MaxAttachmentBytes, false
+	case method == fiber.MethodPut && strings.HasPrefix(p, "/api/v1/apps/") && strings.HasSuffix(p, "/logo"):
+		return brand.MaxLogoBytes, false
+	case (method == fiber.MethodPost || method == fiber.MethodPut || method == fiber.MethodPatch) &&
+		strings.HasPrefix(p, riverUIPrefix+"/"):
+		// The River UI's JSON API: job ids to cancel or retry, a queue's settings.
+		return s.Config.MaxBodyBytes, false
 	case (method == fiber.MethodPost || method == fiber.MethodPut || method == fiber.MethodPatch) &&
 		(strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/public/")):
 		return s.Config.MaxBodyBytes, false

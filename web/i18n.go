@@ -130,6 +130,9 @@ var messages = map[string]map[string]string{
 		"SubRejoinConsent":       "By subscribing again you agree to this:",
 		"SubConsentChanged":      "The text you agree to has changed. Please read it again before you subscribe.",
 		"SubCannotRejoin":        "This list cannot be joined again from here.",
+		"SubSentBy":              "Sent by %s.",
+		"SubPrivacy":             "Privacy policy",
+		"SubImprint":             "Imprint",
 	},
 	"de": {
 		"Lang":                "de",
@@ -245,6 +248,9 @@ var messages = map[string]map[string]string{
 		"SubRejoinConsent":       "Mit der erneuten Anmeldung stimmen Sie Folgendem zu:",
 		"SubConsentChanged":      "Der Text, dem Sie zustimmen, hat sich geändert. Bitte lesen Sie ihn erneut, bevor Sie sich anmelden.",
 		"SubCannotRejoin":        "Diese Liste kann von hier aus nicht erneut abonniert werden.",
+		"SubSentBy":              "Absender: %s.",
+		"SubPrivacy":             "Datenschutzerklärung",
+		"SubImprint":             "Impressum",
 	},
 }
 

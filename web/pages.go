@@ -35,11 +35,22 @@ type pageData struct {
 	Rejoin map[int64]*subscribers.List
 	// L is the page's texts in its language (see langOf).
 	L map[string]string
+	// Brand is who sends; nil takes the default app's.
+	Brand *pageBrand
 }
 
 func (s *Server) render(c *fiber.Ctx, status int, name string, d pageData) error {
 	if d.L == nil {
 		d.L = messages[s.langOf(c)]
+	}
+	if d.Brand == nil {
+		app, err := s.defaultApp(c.UserContext())
+		if err != nil {
+			return err
+		}
+		if app != nil {
+			d.Brand = brandOf(app, nil)
+		}
 	}
 	var buf bytes.Buffer
 	if err := s.pages.ExecuteTemplate(&buf, name, d); err != nil {
@@ -107,7 +118,8 @@ func (s *Server) optInPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.render(c, fiber.StatusOK, "optin.html", pageData{Title: list.Name, List: list, App: app.Slug, VAPIDKey: app.VAPIDPublicKey})
+	return s.render(c, fiber.StatusOK, "optin.html", pageData{Title: list.Name, List: list, App: app.Slug, VAPIDKey: app.VAPIDPublicKey,
+		Brand: brandOf(app, list)})
 }
 
 func (s *Server) confirmPage(c *fiber.Ctx) error {
@@ -116,7 +128,11 @@ func (s *Server) confirmPage(c *fiber.Ctx) error {
 		return s.tokenPage(c, err)
 	}
 	l := messages[s.langOf(c)]
-	return s.render(c, fiber.StatusOK, "message.html", pageData{L: l,
+	b, err := s.subscriberBrand(c.UserContext(), p.SubscriberID, p.List)
+	if err != nil {
+		return err
+	}
+	return s.render(c, fiber.StatusOK, "message.html", pageData{L: l, Brand: b,
 		Title: l["SubConfirmTitle"], Heading: l["SubConfirmHeading"], Message: fmt.Sprintf(l["SubConfirmText"], p.List.Name),
 		Action: "/confirm/" + c.Params("token"), ButtonLabel: l["SubConfirmButton"],
 	})
@@ -128,7 +144,11 @@ func (s *Server) confirmSubmit(c *fiber.Ctx) error {
 		return s.tokenPage(c, err)
 	}
 	l := messages[s.langOf(c)]
-	return s.render(c, fiber.StatusOK, "message.html", pageData{L: l,
+	b, err := s.subscriberBrand(c.UserContext(), p.SubscriberID, p.List)
+	if err != nil {
+		return err
+	}
+	return s.render(c, fiber.StatusOK, "message.html", pageData{L: l, Brand: b,
 		Title: l["SubConfirmedTitle"], Heading: l["SubConfirmedHeading"], Message: fmt.Sprintf(l["SubConfirmedText"], p.List.Name),
 		Link: s.OptIn.PreferencesURL(p.SubscriberID), LinkLabel: l["SubManage"],
 	})
@@ -144,7 +164,11 @@ func (s *Server) unsubscribePage(c *fiber.Ctx) error {
 	}
 	l := messages[s.langOf(c)]
 	what := unsubscribeWhat(l, u)
-	return s.render(c, fiber.StatusOK, "message.html", pageData{L: l,
+	b, err := s.subscriberBrand(c.UserContext(), u.SubscriberID, u.List)
+	if err != nil {
+		return err
+	}
+	return s.render(c, fiber.StatusOK, "message.html", pageData{L: l, Brand: b,
 		Title: l["SubUnsubTitle"], Heading: fmt.Sprintf(l["SubUnsubHeading"], what), Message: fmt.Sprintf(l["SubUnsubText"], what),
 		Action: "/u/" + c.Params("token"), ButtonLabel: l["SubUnsubButton"],
 	})
@@ -156,7 +180,11 @@ func (s *Server) unsubscribeSubmit(c *fiber.Ctx) error {
 		return s.tokenPage(c, err)
 	}
 	l := messages[s.langOf(c)]
-	d := pageData{L: l, Title: l["SubUnsubscribedTitle"], Heading: l["SubUnsubscribedHeading"],
+	b, err := s.subscriberBrand(c.UserContext(), u.SubscriberID, u.List)
+	if err != nil {
+		return err
+	}
+	d := pageData{L: l, Brand: b, Title: l["SubUnsubscribedTitle"], Heading: l["SubUnsubscribedHeading"],
 		Message: fmt.Sprintf(l["SubUnsubscribedText"], unsubscribeWhat(l, u))}
 	if !u.Expired {
 		// An old link unsubscribes, and leads nowhere else: a preferences
@@ -199,7 +227,11 @@ func (s *Server) renderPreferences(c *fiber.Ctx, subID int64, notice string) err
 		}
 	}
 	l := messages[s.langOf(c)]
-	return s.render(c, fiber.StatusOK, "preferences.html", pageData{L: l, Title: l["SubPrefsTitle"], Message: notice,
+	b, err := s.subscriberBrand(ctx, subID, nil)
+	if err != nil {
+		return err
+	}
+	return s.render(c, fiber.StatusOK, "preferences.html", pageData{L: l, Brand: b, Title: l["SubPrefsTitle"], Message: notice,
 		Memberships: m, Rejoin: rejoin, Token: c.Params("token")})
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/herald-im/herald/access"
+	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/config"
 	"github.com/herald-im/herald/users"
 	"github.com/herald-im/herald/web"
@@ -106,6 +107,11 @@ func TestRoutePolicies(t *testing.T) {
 		":app", "no-such-app", ":platform", "apns", ":device", "999999998", ":user", "999999997", ":action", "pause",
 	)
 	fixtures := b.matrixFixtures()
+	// The app's logo is read through /brand/:app/logo.
+	if _, err := b.store.SetLogo(context.Background(), b.pool, audit.Operator("test", "test"), b.appSlug,
+		append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 64)...)); err != nil {
+		t.Fatal(err)
+	}
 	convApp := b.appWith(func(c *config.Config) { c.RateLimitPerSubscriber = 1 << 20 })
 	streamApp := b.appWith(nil)
 	realParams := func(path string) string {

@@ -251,6 +251,9 @@ func (s *Server) routes(r *router) {
 	r.add(get, "/api/v1/agents", adminOrAgent, s.listAgents)
 	r.add(put, "/api/v1/agents/me", adminOrAgent, s.setMyAvailability)
 	r.add(put, "/api/v1/teams/:id/auto-assign", adminOnly, checkParams, s.setTeamAutoAssign)
+	r.add(patch, "/api/v1/apps/:slug", adminOnly, checkParams, s.updateApp)
+	r.add(put, "/api/v1/apps/:slug/logo", adminOnly, checkParams, s.setAppLogo)
+	r.add(del, "/api/v1/apps/:slug/logo", adminOnly, checkParams, s.deleteAppLogo)
 	r.add(put, "/api/v1/apps/:slug/inbox", adminOnly, checkParams, s.setAppInbox)
 
 	// River's own UI, for admins: their session, with its CSRF token added
@@ -315,6 +318,11 @@ func (s *Server) routes(r *router) {
 	unsubscribeLink := []fiber.Handler{s.limitByIPUnlessOwner(s.holdsUnsubscribeLink), s.pageHeaders, checkParams}
 	preferencesLink := []fiber.Handler{s.limitByIPUnlessOwner(s.holdsPreferencesLink), s.pageHeaders, checkParams}
 	r.add(get, "/l/:list", public, append(page, s.optInPage)...)
+	// Who sends: an app's logo and colours on these pages. Cached by the
+	// browser (a changed logo or colour is a new URL), so a visitor spends
+	// their budget on them about once.
+	r.add(get, "/brand/:app/logo", public, s.limitByIP, checkParams, s.brandLogo)
+	r.add(get, "/brand/:app/theme.css", public, s.limitByIP, checkParams, s.brandTheme)
 	r.add(get, "/c/:token", public, append(page, s.click)...)
 	r.add(get, "/confirm/:token", public, append(page, s.confirmPage)...)
 	r.add(post, "/confirm/:token", public, append(page, s.confirmSubmit)...)
