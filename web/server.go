@@ -355,6 +355,10 @@ func (s *Server) routes(r *router) {
 	r.add(get, "/embed.js", public, s.cors, s.crossOriginResource, s.static("static/embed.js", "text/javascript"))
 	r.add(get, "/static/style.css", public, s.static("static/style.css", "text/css"))
 	r.add(get, "/static/console.css", public, s.static("static/console.css", "text/css"))
+
+	// The console: one page for staff, the app on the API (console.go).
+	r.add(get, "/console", anyStaff, s.consolePage)
+	s.consoleFiles(r)
 }
 
 // holdsUnsubscribeLink reports whether the request's path holds an

@@ -233,8 +233,8 @@ func serve(args []string) error {
 		app = httpApp
 		go func() { errc <- web.Listen(httpApp, cfg.Listen) }()
 		logger.Info("herald is serving", "url", cfg.PublicURL, "listen", cfg.Listen, "version", versionString())
-		fmt.Fprintf(os.Stderr, "\nHerald is up.\n  Sign in:      %s/sign-in\n  API:          %s/api/v1 (described at %s/api/v1/openapi.json)\n  River UI:     %s/console/river/ (admins)\n  Health:       %s/readyz\n  Opt-in page:  %s/l/news (the demo list, with --seed-demo)\n  Metrics:      %s/metrics\n\n",
-			cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL)
+		fmt.Fprintf(os.Stderr, "\nHerald is up.\n  Console:      %s/console\n  Sign in:      %s/sign-in\n  API:          %s/api/v1 (described at %s/api/v1/openapi.json)\n  River UI:     %s/console/river/ (admins)\n  Health:       %s/readyz\n  Opt-in page:  %s/l/news (the demo list, with --seed-demo)\n  Metrics:      %s/metrics\n\n",
+			cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL, cfg.PublicURL)
 	}
 
 	if cfg.MetricsListen != "" {

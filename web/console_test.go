@@ -1,0 +1,137 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/herald-im/herald/access"
+	"github.com/herald-im/herald/optin"
+)
+
+// TestConsoleTexts: every console text is in English and German.
+func TestConsoleTexts(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("static/console/i18n.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(src)
+	block := func(lang, next string) map[string]bool {
+		start := strings.Index(text, "\n  "+lang+": {")
+		end := strings.Index(text[start:], next)
+		if start < 0 || end < 0 {
+			t.Fatalf("no %s block in i18n.js", lang)
+		}
+		keys := map[string]bool{}
+		for _, m := range regexp.MustCompile(`(?m)(?:^|[{,]\s*)"?([A-Za-z_-]+)"?:\s*"`).FindAllStringSubmatch(text[start+len(lang)+6:start+end], -1) {
+			keys[m[1]] = true
+		}
+		return keys
+	}
+	en, de := block("en", "\n  },"), block("de", "\n  },")
+	if len(en) < 20 {
+		t.Fatalf("only %d English texts found: the test no longer reads i18n.js", len(en))
+	}
+	for k := range en {
+		if !de[k] {
+			t.Errorf("%s has no German text", k)
+		}
+	}
+	for k := range de {
+		if !en[k] {
+			t.Errorf("%s has no English text", k)
+		}
+	}
+}
+
+// TestConsoleCampaignPageInChromium: a marketer opens a campaign in the
+// console before its time and watches it send and finish, without
+// reloading; the page reads only the campaign and its counters.
+func TestConsoleCampaignPageInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	t.Parallel()
+	b := setup(t)
+	base := "http://" + serve(t, b.app)
+	sid, _ := b.sessionFor(b.newUser(access.RoleMarketer))
+
+	const devices = 3
+	for range devices {
+		token := b.sim.NewFCMToken()
+		ext := "console-" + randomSuffix()
+		res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": b.list, "external_id": ext,
+			"identity_hmac": optin.IdentityHMAC(b.identity, ext), "device": map[string]any{"platform": "fcm", "token": token}})
+		if res.status != http.StatusAccepted {
+			t.Fatalf("subscribe: %d %s", res.status, res.body)
+		}
+		b.waitReceived("fcm", token, 1) // the confirmation first
+		list := b.do(http.MethodGet, "/api/v1/subscribers?external_id="+ext, b.admin, "", nil).json(t)
+		subID := int64(list["items"].([]any)[0].(map[string]any)["id"].(float64))
+		b.do(http.MethodPut, fmt.Sprintf("/api/v1/lists/%s/subscribers/%d", b.list, subID), b.admin, "application/json", []byte(`{"status":"confirmed"}`))
+	}
+	at := time.Now().Add(4 * time.Second).UTC().Format(time.RFC3339Nano)
+	create := b.postJSON("/api/v1/campaigns", b.marketer, map[string]any{
+		"app": b.appSlug, "name": "Autumn sale",
+		"content":  map[string]any{"title": "Autumn sale", "body": "30% off", "url": "https://shop.example.com/autumn"},
+		"audience": map[string]any{"lists": []string{b.list}}, "schedule": map[string]any{"mode": "at", "at": at},
+	})
+	if create.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", create.status, create.body)
+	}
+	id := int64(create.json(t)["id"].(float64))
+	if r := b.postJSON(fmt.Sprintf("/api/v1/campaigns/%d/schedule", id), b.marketer, nil); r.status != http.StatusOK {
+		t.Fatalf("schedule: %d %s", r.status, r.body)
+	}
+
+	browser := newChromium(t)
+	step := func(d time.Duration) context.Context {
+		c, cancel := context.WithTimeout(browser, d)
+		t.Cleanup(cancel)
+		return c
+	}
+	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/healthz"),
+		chromedp.Evaluate[chromedp.Void](`document.cookie = "herald_session=`+sid+`; path=/"`)); err != nil {
+		t.Fatalf("cookie: %v", err)
+	}
+	// The list, then the campaign, still scheduled.
+	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/console?lang=en#/campaigns"),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="#/campaigns/`+fmt.Sprint(id)+`"]`)),
+		chromedp.Click(chromedp.CSS(`a[href="#/campaigns/`+fmt.Sprint(id)+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#campaign-status`)),
+		// A mark that a reload would wipe.
+		chromedp.Evaluate[chromedp.Void](`window.heraldNoReload = true`),
+	); err != nil {
+		t.Fatalf("open the campaign: %v", err)
+	}
+	status, err := chromedp.Run(step(10*time.Second), chromedp.Text(chromedp.CSS(`#campaign-status`)))
+	if err != nil || (status != "Scheduled" && status != "Sending") {
+		t.Fatalf("status before its time: %q %v", status, err)
+	}
+	// It sends and finishes on the open page.
+	if err := chromedp.Do(step(60*time.Second),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#campaign-status").textContent === "Finished"`),
+	); err != nil {
+		t.Fatalf("the page did not show the campaign finished: %v", err)
+	}
+	got, err := chromedp.Run(step(10*time.Second), chromedp.Evaluate[[]string](`[
+		document.querySelector("#figure-delivered").textContent, document.querySelector("#sent").textContent,
+		String(window.heraldNoReload)]`))
+	if err != nil || got[0] != fmt.Sprint(devices) || got[1] != fmt.Sprint(devices) || got[2] != "true" {
+		t.Fatalf("delivered, sent, not reloaded: %v %v", got, err)
+	}
+	// The controls follow the status: a finished campaign without failures
+	// offers none.
+	buttons, err := chromedp.Run(step(10*time.Second), chromedp.Evaluate[int](`document.querySelectorAll(".actions button").length`))
+	if err != nil || buttons != 0 {
+		t.Fatalf("buttons on a finished campaign: %d %v", buttons, err)
+	}
+}

@@ -1,0 +1,35 @@
+// The console's texts, in English and German: the page's language (the
+// server picks it as for the staff pages: ?lang=, cookie, the person's
+// setting, Accept-Language).
+const texts = {
+  en: {
+    skip: "Skip to content", navigation: "Console", campaigns: "Campaigns", loading: "Loading…",
+    noCampaigns: "No campaigns yet.", name: "Name", status: "Status", created: "Created", devices: "devices",
+    progress: "Progress", delivered: "Delivered", failed: "Failed", unknown: "Unknown", in_flight: "Sending",
+    clicks: "Clicked", opens: "Opened", replies: "Replied", failedByReason: "Failed, by reason",
+    signedOut: "Your session has ended: sign in again.",
+    status_draft: "Draft", status_scheduled: "Scheduled", status_running: "Sending", status_paused: "Paused",
+    status_finished: "Finished", status_cancelled: "Cancelled", status_failed: "Failed",
+    action_pause: "Pause", action_resume: "Resume", action_cancel: "Cancel", "action_retry-failed": "Retry failed",
+  },
+  de: {
+    skip: "Zum Inhalt springen", navigation: "Konsole", campaigns: "Kampagnen", loading: "Wird geladen …",
+    noCampaigns: "Noch keine Kampagnen.", name: "Name", status: "Status", created: "Angelegt", devices: "Geräte",
+    progress: "Fortschritt", delivered: "Zugestellt", failed: "Fehlgeschlagen", unknown: "Unbekannt", in_flight: "Wird gesendet",
+    clicks: "Angetippt", opens: "Geöffnet", replies: "Beantwortet", failedByReason: "Fehlgeschlagen, nach Grund",
+    signedOut: "Ihre Sitzung ist abgelaufen: Bitte melden Sie sich erneut an.",
+    status_draft: "Entwurf", status_scheduled: "Geplant", status_running: "Wird gesendet", status_paused: "Pausiert",
+    status_finished: "Abgeschlossen", status_cancelled: "Abgebrochen", status_failed: "Fehlgeschlagen",
+    action_pause: "Pausieren", action_resume: "Fortsetzen", action_cancel: "Abbrechen", "action_retry-failed": "Fehlgeschlagene erneut senden",
+  },
+};
+
+export const lang = document.getElementById("app").dataset.lang === "de" ? "de" : "en";
+
+// t is the text for key in the page's language (the key itself if none:
+// a missing text shows, and TestConsoleTexts fails).
+export function t(key) {
+  return texts[lang][key] ?? key;
+}
+
+export const keys = { en: Object.keys(texts.en), de: Object.keys(texts.de) };
