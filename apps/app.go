@@ -37,7 +37,7 @@ type App struct {
 	ImprintURL  string `json:"imprint_url"`
 	AccentColor string `json:"accent_color"`
 	// LogoType is the uploaded logo's type, "" without one.
-	LogoType  string    `json:"logo_type"`
+	LogoType  string    `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

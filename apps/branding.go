@@ -36,9 +36,12 @@ func (b *Branding) Validate() error {
 			return err
 		}
 	}
-	for field, link := range map[string]*string{"privacy_url": b.PrivacyURL, "imprint_url": b.ImprintURL} {
-		if link != nil {
-			if err := brand.ValidateLink(field, *link); err != nil {
+	for _, f := range []struct {
+		field string
+		link  *string
+	}{{"privacy_url", b.PrivacyURL}, {"imprint_url", b.ImprintURL}} {
+		if f.link != nil {
+			if err := brand.ValidateLink(f.field, *f.link); err != nil {
 				return err
 			}
 		}
@@ -79,10 +82,13 @@ func (s *Store) UpdateBranding(ctx context.Context, pool database.Pool, actor au
 // changed names the fields b sets, for the audit log.
 func (b *Branding) changed() []string {
 	var out []string
-	for name, set := range map[string]bool{"name": b.Name != nil, "company_name": b.CompanyName != nil,
-		"privacy_url": b.PrivacyURL != nil, "imprint_url": b.ImprintURL != nil, "accent_color": b.AccentColor != nil} {
-		if set {
-			out = append(out, name)
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"name", b.Name != nil}, {"company_name", b.CompanyName != nil}, {"privacy_url", b.PrivacyURL != nil},
+		{"imprint_url", b.ImprintURL != nil}, {"accent_color", b.AccentColor != nil}} {
+		if f.set {
+			out = append(out, f.name)
 		}
 	}
 	return out

@@ -6,8 +6,8 @@
 -- server about every visitor.
 ALTER TABLE apps
     ADD COLUMN company_name text NOT NULL DEFAULT '' CHECK (length(company_name) <= 200),
-    ADD COLUMN privacy_url  text NOT NULL DEFAULT '' CHECK (privacy_url = '' OR privacy_url ~ '^https?://'),
-    ADD COLUMN imprint_url  text NOT NULL DEFAULT '' CHECK (imprint_url = '' OR imprint_url ~ '^https?://'),
+    ADD COLUMN privacy_url  text NOT NULL DEFAULT '' CHECK (privacy_url = '' OR privacy_url ~* '^https?://'),
+    ADD COLUMN imprint_url  text NOT NULL DEFAULT '' CHECK (imprint_url = '' OR imprint_url ~* '^https?://'),
     ADD COLUMN accent_color text NOT NULL DEFAULT '' CHECK (accent_color = '' OR accent_color ~ '^#[0-9a-f]{6}$'),
     ADD COLUMN logo         bytea CHECK (octet_length(logo) <= 262144),
     ADD COLUMN logo_type    text CHECK (logo_type IN ('image/png', 'image/jpeg', 'image/webp')),

@@ -146,18 +146,20 @@ func (s *Service) Resubscribe(ctx context.Context, actor audit.Actor, subscriber
 	ev subscribers.Evidence) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var status subscribers.MembershipStatus
-		var visibility string
+		var visibility, state string
 		var version int
-		err := tx.QueryRow(ctx, `SELECT m.status, l.visibility, l.consent_version
-			FROM memberships m JOIN lists l ON l.id = m.list_id
-			WHERE m.list_id = $1 AND m.subscriber_id = $2 FOR UPDATE OF m`, listID, subscriberID).Scan(&status, &visibility, &version)
+		// The subscriber's row is locked too: a block or an erasure
+		// committing meanwhile is seen, as Subscribe sees it.
+		err := tx.QueryRow(ctx, `SELECT m.status, l.visibility, l.consent_version, s.state
+			FROM memberships m JOIN lists l ON l.id = m.list_id JOIN subscribers s ON s.id = m.subscriber_id
+			WHERE m.list_id = $1 AND m.subscriber_id = $2 FOR UPDATE OF m, s`, listID, subscriberID).Scan(&status, &visibility, &version, &state)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotResubscribable
 		}
 		if err != nil {
 			return fmt.Errorf("optin: resubscribe: %w", err)
 		}
-		if status != subscribers.StatusUnsubscribed || visibility != "public" {
+		if status != subscribers.StatusUnsubscribed || visibility != "public" || state != string(subscribers.StateActive) {
 			return ErrNotResubscribable
 		}
 		if version != consentVersion {
@@ -169,8 +171,11 @@ func (s *Service) Resubscribe(ctx context.Context, actor audit.Actor, subscriber
 		if err := subscribers.RecordConsent(ctx, tx, subscriberID, subscribers.ActionConfirm, ev, version, listID); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, as(actor, subscriberID), audit.Change{Action: "membership.resubscribe", ObjectType: "subscriber",
+		// A confirmation like any other, for the audit log and the
+		// webhooks (subscriber.confirmed): the company's systems learn
+		// that the person is back.
+		return audit.Record(ctx, tx, as(actor, subscriberID), audit.Change{Action: "membership.confirm", ObjectType: "subscriber",
 			ObjectID: strconv.FormatInt(subscriberID, 10), Summary: map[string]any{"list_id": listID, "consent_version": version,
-				"source": ev.Source, "subscriber_id": subscriberID}})
+				"source": ev.Source, "via": "preferences", "subscriber_id": subscriberID}})
 	})
 }

@@ -77,8 +77,12 @@ func (s *Server) forbiddenPage(c *fiber.Ctx) error {
 // safeNext is a post-sign-in destination: a path on Herald, never another
 // site (//evil.example, /\evil.example) — anything else is /account.
 func safeNext(next string) string {
+	// Browsers drop tabs, newlines and other control characters from a
+	// URL, so "/\t/evil.example" would become "//evil.example": none is
+	// taken, nor a space.
 	if len(next) > 512 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
-		strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n\x00") || textReason([]byte(next)) != "" {
+		strings.HasPrefix(next, "/\\") || strings.IndexFunc(next, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 ||
+		textReason([]byte(next)) != "" {
 		return "/account"
 	}
 	if strings.HasPrefix(next, "/sign-in") || strings.HasPrefix(next, "/sign-out") || strings.HasPrefix(next, "/access/") {

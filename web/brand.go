@@ -108,7 +108,8 @@ func (s *Server) brandTheme(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		if list.AccentColor != "" {
+		// Private lists have no pages: their colour is nobody's business.
+		if list.Visibility == "public" && list.AccentColor != "" {
 			color = list.AccentColor
 		}
 	}

@@ -130,5 +130,11 @@ func TestBranding(t *testing.T) {
 		if res := other.do(http.MethodGet, "/brand/"+other.appSlug+"/logo", "", "", nil); res.status != http.StatusNotFound {
 			t.Errorf("removed logo still served: %d", res.status)
 		}
+		// A scheme in capitals is a URL all the same: stored, not a 500.
+		res = other.do(http.MethodPatch, "/api/v1/apps/"+other.appSlug, other.admin, "application/json",
+			[]byte(`{"privacy_url":"HTTPS://Muster.example/Datenschutz"}`))
+		if res.status != http.StatusOK || res.json(t)["privacy_url"] != "HTTPS://Muster.example/Datenschutz" {
+			t.Errorf("capital scheme: %d %s", res.status, res.body)
+		}
 	})
 }

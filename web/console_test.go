@@ -61,7 +61,9 @@ func TestConsoleCampaignPageInChromium(t *testing.T) {
 	}
 	t.Parallel()
 	b := setup(t)
-	base := "http://" + serve(t, b.app)
+	// An app of its own: the shared one is shut down by whichever test
+	// serving it ends first.
+	base := "http://" + serve(t, b.appWith(nil))
 	sid, _ := b.sessionFor(b.newUser(access.RoleMarketer))
 
 	const devices = 3
@@ -133,5 +135,73 @@ func TestConsoleCampaignPageInChromium(t *testing.T) {
 	buttons, err := chromedp.Run(step(10*time.Second), chromedp.Evaluate[int](`document.querySelectorAll(".actions button").length`))
 	if err != nil || buttons != 0 {
 		t.Fatalf("buttons on a finished campaign: %d %v", buttons, err)
+	}
+}
+
+// TestConsoleSubscribersInChromium: an agent finds a subscriber by external
+// id and opens them; a marketer pages through a list's members.
+func TestConsoleSubscribersInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	t.Parallel()
+	b := setup(t)
+	// An app of its own: the shared one is shut down by whichever test
+	// serving it ends first.
+	base := "http://" + serve(t, b.appWith(nil))
+	var exts []string
+	for range 3 {
+		ext := "browse-" + randomSuffix()
+		exts = append(exts, ext)
+		res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": b.list, "external_id": ext,
+			"identity_hmac": optin.IdentityHMAC(b.identity, ext), "device": map[string]any{"platform": "fcm", "token": b.sim.NewFCMToken()}})
+		if res.status != http.StatusAccepted {
+			t.Fatalf("subscribe: %d %s", res.status, res.body)
+		}
+	}
+	browser := newChromium(t)
+	step := func() context.Context {
+		c, cancel := context.WithTimeout(browser, 20*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	signInAs := func(role access.Role) {
+		t.Helper()
+		sid, _ := b.sessionFor(b.newUser(role))
+		if err := chromedp.Do(step(), chromedp.Navigate(base+"/healthz"),
+			chromedp.Evaluate[chromedp.Void](`document.cookie = "herald_session=`+sid+`; path=/"`)); err != nil {
+			t.Fatalf("cookie: %v", err)
+		}
+	}
+
+	signInAs(access.RoleAgent)
+	if err := chromedp.Do(step(), chromedp.Navigate(base+"/console?lang=en"),
+		chromedp.WaitVisible(chromedp.CSS(`#q`)),
+		chromedp.SendKeys(chromedp.CSS(`#q`), exts[1]),
+		chromedp.Click(chromedp.CSS(`form.search button`)),
+		chromedp.Poll[chromedp.Void](`document.querySelectorAll("#subscribers tbody tr").length === 1`),
+		chromedp.Click(chromedp.CSS(`#subscribers tbody a`)),
+		chromedp.WaitVisible(chromedp.CSS(`#memberships`)),
+	); err != nil {
+		t.Fatalf("find and open a subscriber: %v", err)
+	}
+	got, err := chromedp.Run(step(), chromedp.Evaluate[[]string](`[document.querySelector("#subscriber-name").textContent,
+		document.querySelector("#memberships").textContent, document.querySelector("#devices").textContent,
+		String(document.querySelectorAll('nav a[href="#/campaigns"]').length)]`))
+	if err != nil || got[0] != exts[1] || !strings.Contains(got[1], "waiting for confirmation") || !strings.Contains(got[2], "fcm") || got[3] != "0" {
+		t.Fatalf("the subscriber's page as an agent: %v %v", got, err)
+	}
+
+	signInAs(access.RoleMarketer)
+	if err := chromedp.Do(step(), chromedp.Navigate(base+"/console?lang=de#/lists"),
+		chromedp.WaitVisible(chromedp.CSS(`#lists a[href="#/subscribers?list=`+b.list+`"]`)),
+		chromedp.Click(chromedp.CSS(`#lists a[href="#/subscribers?list=`+b.list+`"]`)),
+		chromedp.Poll[chromedp.Void](`document.querySelectorAll("#subscribers tbody tr").length === 3`),
+	); err != nil {
+		t.Fatalf("a list's members: %v", err)
+	}
+	heading, err := chromedp.Run(step(), chromedp.Text(chromedp.CSS(`h1`)))
+	if err != nil || !strings.HasPrefix(heading, "Abonnenten") {
+		t.Fatalf("German heading: %q %v", heading, err)
 	}
 }

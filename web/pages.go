@@ -242,7 +242,12 @@ func (s *Server) preferencesSubmit(c *fiber.Ctx) error {
 		return s.tokenPage(c, err)
 	}
 	ctx := c.UserContext()
-	if c.FormValue("action") == "rejoin" && !expired {
+	if c.FormValue("action") == "rejoin" {
+		if expired {
+			// Joining again needs a link that still shows the lists;
+			// nothing is left for pressing it on an old one.
+			return s.expiredPreferences(c)
+		}
 		return s.rejoin(c, subID)
 	}
 	var listID int64
@@ -280,7 +285,18 @@ func unsubscribeWhat(l map[string]string, u *optin.Unsubscription) string {
 // rejoin joins again a list the subscriber left, from their preference
 // page: the press, with the consent text version the page showed, is their
 // consent.
+//
+// Unlike leaving, it must come from the page itself: a browser's Origin
+// naming Herald (another site could otherwise post consent in a visitor's
+// name), and it spends the subscriber's budget, so that leaving and
+// joining in a loop cannot fill the consent log and the webhooks.
 func (s *Server) rejoin(c *fiber.Ctx, subID int64) error {
+	if c.Get(fiber.HeaderOrigin) == "" || !s.sameOrigin(c) {
+		return problem(c, fiber.StatusForbidden, "Forbidden", "joining a list again is done on the preference page itself")
+	}
+	if ok, wait := s.subLimit.allow("rejoin:" + strconv.FormatInt(subID, 10)); !ok {
+		return tooMany(wait, "too many changes to these subscriptions")
+	}
 	ctx := c.UserContext()
 	list, err := subscribers.GetList(ctx, s.Pool, c.FormValue("list"))
 	if errors.Is(err, subscribers.ErrNotFound) {

@@ -117,7 +117,9 @@ func TestRiverUIInChromium(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	base := "http://" + serve(t, b.app)
+	// An app of its own: the shared one is shut down by whichever test
+	// serving it ends first.
+	base := "http://" + serve(t, b.appWith(nil))
 	sid, _ := b.sessionFor(b.newUser(access.RoleAdmin))
 	kind := "herald.browser_noop_" + randomSuffix()
 	var id int64

@@ -31,6 +31,7 @@ type request struct {
 	ip           string
 	json         []byte
 	form         url.Values
+	rawForm      string // a form body sent as it is (encodings url.Values would mend)
 	// stream sends the request to app over a real connection and returns
 	// once the answer's headers arrive: an event stream never ends.
 	stream bool
@@ -47,6 +48,8 @@ func (b *testBundle) send(app *fiber.App, r request) *response {
 			r.form.Set("csrf", r.csrf)
 		}
 		body, contentType = strings.NewReader(r.form.Encode()), "application/x-www-form-urlencoded"
+	case r.rawForm != "":
+		body, contentType = strings.NewReader(r.rawForm), "application/x-www-form-urlencoded"
 	case r.json != nil:
 		body, contentType = bytes.NewReader(r.json), "application/json"
 	}

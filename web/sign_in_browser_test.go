@@ -72,7 +72,9 @@ func TestSignInInChromium(t *testing.T) {
 	}
 	t.Parallel()
 	b := setup(t)
-	base := "http://" + serve(t, b.app)
+	// An app of its own: the shared one is shut down by whichever test
+	// serving it ends first.
+	base := "http://" + serve(t, b.appWith(nil))
 	u := b.newUser(access.RoleAdmin)
 	browser := newChromium(t)
 	// step bounds one step of the test.

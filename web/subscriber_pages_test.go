@@ -3,10 +3,15 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/herald-im/herald/database/dbtest"
 	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
 )
@@ -180,9 +185,11 @@ func TestPreferencesPageRejoin(t *testing.T) {
 		}
 		return st
 	}
+	// rejoin presses "Subscribe again" on the page, as the browser sends it
+	// (with Herald's origin).
 	rejoin := func(f fixture, slug string, version int) *response {
-		return b.do(http.MethodPost, f.page, "", "application/x-www-form-urlencoded",
-			[]byte(fmt.Sprintf("action=rejoin&list=%s&consent_version=%d", slug, version)))
+		return b.send(b.app, request{method: http.MethodPost, path: f.page, origin: b.cfg.PublicURL,
+			form: url.Values{"action": {"rejoin"}, "list": {slug}, "consent_version": {fmt.Sprint(version)}}})
 	}
 
 	t.Run("OffersThePublicListWithItsConsentText", func(t *testing.T) {
@@ -255,13 +262,72 @@ func TestPreferencesPageRejoin(t *testing.T) {
 		}
 	})
 
+	t.Run("OnlyFromThePageItself", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		form := url.Values{"action": {"rejoin"}, "list": {f.public}, "consent_version": {fmt.Sprint(f.publicList.ConsentVersion)}}
+		for _, origin := range []string{"", "https://evil.example", "null"} {
+			res := b.send(b.app, request{method: http.MethodPost, path: f.page, origin: origin, form: form})
+			if res.status != http.StatusForbidden {
+				t.Errorf("origin %q: %d %s", origin, res.status, res.body)
+			}
+		}
+		if st := status(t, f, f.public); st != subscribers.StatusUnsubscribed {
+			t.Fatalf("joined from another site: %s", st)
+		}
+	})
+
+	t.Run("NotForABlockedSubscriber", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		blocked := subscribers.StateBlocked
+		if _, err := subscribers.Update(ctx, b.pool, f.subID, subscribers.SubscriberParams{State: &blocked}); err != nil {
+			t.Fatal(err)
+		}
+		if res := rejoin(f, f.public, f.publicList.ConsentVersion); res.status != http.StatusOK || !strings.Contains(string(res.body), "cannot be joined again") {
+			t.Fatalf("blocked subscriber: %d %s", res.status, res.body)
+		}
+		if st := status(t, f, f.public); st != subscribers.StatusUnsubscribed {
+			t.Fatalf("a blocked subscriber joined: %s", st)
+		}
+	})
+
+	t.Run("AnExpiredLinkChangesNothing", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		then := time.Now().AddDate(-2, 0, 0)
+		old := optin.NewService(b.pool, dbtest.Inserter(b.pool), b.store, nil, nil, optin.Config{PublicURL: b.cfg.PublicURL,
+			Secret: b.cfg.Secret, ConfirmTokenTTL: time.Hour, UnsubscribeTokenTTL: 365 * 24 * time.Hour, SubscriberTokenTTL: time.Hour,
+			PendingPurgeAfter: time.Hour, Now: func() time.Time { return then }}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		// A second list still joined: pressing "Subscribe again" on an old
+		// link must not leave it.
+		l, err := subscribers.GetList(ctx, b.pool, b.list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := subscribers.SetConfirmed(ctx, b.pool, l.ID, f.subID); err != nil {
+			t.Fatal(err)
+		}
+		f.page = b.pathOf(old.PreferencesURL(f.subID))
+		res := rejoin(f, f.public, f.publicList.ConsentVersion)
+		if res.status != http.StatusOK || !strings.Contains(string(res.body), "too old") {
+			t.Fatalf("old link: %d %s", res.status, res.body)
+		}
+		if st := status(t, f, f.public); st != subscribers.StatusUnsubscribed {
+			t.Fatalf("joined through an old link: %s", st)
+		}
+		if st := status(t, f, b.list); st != subscribers.StatusConfirmed {
+			t.Fatalf("an old link's rejoin left another list: %s", st)
+		}
+	})
+
 	t.Run("RefusesHostileForms", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
 		for _, body := range []string{"action=rejoin&list=" + f.public, "action=rejoin&list=" + f.public + "&consent_version=x",
 			"action=rejoin&list=" + f.public + "&consent_version=%00", "action=rejoin&list=%ff&consent_version=1",
 			"action=rejoin&list=no-such-list&consent_version=1"} {
-			res := b.do(http.MethodPost, f.page, "", "application/x-www-form-urlencoded", []byte(body))
+			res := b.send(b.app, request{method: http.MethodPost, path: f.page, origin: b.cfg.PublicURL, rawForm: body})
 			if res.status >= 500 || res.status == http.StatusSeeOther {
 				t.Errorf("%q: %d %s", body, res.status, res.body)
 			}

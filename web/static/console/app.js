@@ -45,7 +45,10 @@ function Shell({ children }) {
     <header class="bar">
       <a class="brand" href="#/campaigns">Herald</a>
       <nav aria-label=${t("navigation")}>
-        <a href="#/campaigns" aria-current=${route.value.startsWith("#/campaigns") ? "page" : null}>${t("campaigns")}</a>
+        ${s && s.role !== "agent" &&
+        html`<a href="#/campaigns" aria-current=${route.value.startsWith("#/campaigns") ? "page" : null}>${t("campaigns")}</a>
+          <a href="#/lists" aria-current=${route.value.startsWith("#/lists") ? "page" : null}>${t("lists")}</a>`}
+        <a href="#/subscribers" aria-current=${route.value.startsWith("#/subscribers") ? "page" : null}>${t("subscribers")}</a>
         <a href="/account">${s && s.user ? s.user.name : ""}</a>
       </nav>
     </header>
@@ -161,10 +164,127 @@ function CampaignView({ campaign, stats, error, busy, act }) {
       )}</div>`;
 }
 
+function Lists() {
+  const lists = useSignal(null);
+  const error = useSignal("");
+  useEffect(() => {
+    api("GET", "/lists?limit=1000").then((r) => (lists.value = r.items), (e) => (error.value = e.message));
+  }, []);
+  if (error.value) return html`<p class="error" role="alert">${error.value}</p>`;
+  if (!lists.value) return html`<p class="loading">${t("loading")}</p>`;
+  return html`<h1>${t("lists")}</h1>
+    <table class="list" id="lists">
+      <thead><tr><th>${t("name")}</th><th>${t("slug")}</th><th>${t("optin")}</th><th>${t("visibility")}</th></tr></thead>
+      <tbody>${lists.value.map(
+        (l) => html`<tr key=${l.id}>
+          <td><a href=${"#/subscribers?list=" + encodeURIComponent(l.slug)}>${l.name}</a></td>
+          <td><code>${l.slug}</code></td><td>${t("optin_" + l.optin)}</td><td>${t("visibility_" + l.visibility)}</td></tr>`,
+      )}</tbody></table>`;
+}
+
+// Subscribers pages through subscribers by id (keyset pages of 50), found
+// by email or external id, or a list's members.
+function Subscribers({ query }) {
+  const page = useSignal(null);
+  const error = useSignal("");
+  const after = useSignal([]); // the cursors of the pages before this one
+  const q = useSignal(query.get("q") || "");
+  function load(cursor) {
+    const params = new URLSearchParams({ limit: "50" });
+    const text = (query.get("q") || "").trim();
+    if (text) params.set(text.includes("@") ? "email" : "external_id", text);
+    if (query.get("list")) params.set("list", query.get("list"));
+    if (cursor) params.set("after", cursor);
+    api("GET", "/subscribers?" + params).then((r) => (page.value = r), (e) => (error.value = e.message));
+  }
+  useEffect(() => {
+    after.value = [];
+    load(null);
+  }, [query.toString()]);
+  function search(ev) {
+    ev.preventDefault();
+    const params = new URLSearchParams(query);
+    params.set("q", q.value.trim());
+    location.hash = "#/subscribers?" + params;
+  }
+  const p = page.value;
+  return html`<h1>${t("subscribers")}${query.get("list") ? html` · <code>${query.get("list")}</code>` : ""}</h1>
+    <form class="search" role="search" onSubmit=${search}>
+      <label for="q">${t("searchLabel")}</label>
+      <input id="q" type="search" value=${q.value} onInput=${(e) => (q.value = e.target.value)} autocomplete="off" />
+      <button type="submit">${t("search")}</button>
+    </form>
+    ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+    ${!p
+      ? html`<p class="loading">${t("loading")}</p>`
+      : p.items.length === 0
+        ? html`<p id="no-subscribers">${t("noSubscribers")}</p>`
+        : html`<table class="list" id="subscribers">
+            <thead><tr><th>ID</th><th>${t("externalId")}</th><th>${t("email")}</th><th>${t("state")}</th></tr></thead>
+            <tbody>${p.items.map(
+              (x) => html`<tr key=${x.id}><td><a href=${"#/subscribers/" + x.id}>${x.id}</a></td>
+                <td>${x.external_id || ""}</td><td>${x.email || ""}</td><td>${t("state_" + x.state)}</td></tr>`,
+            )}</tbody></table>`}
+    <div class="actions">
+      ${after.value.length > 0 &&
+      html`<button type="button" class="secondary" onClick=${() => {
+        const prev = after.value.slice(0, -1);
+        after.value = prev;
+        load(prev[prev.length - 1] || null);
+      }}>${t("previous")}</button>`}
+      ${p && p.next_after &&
+      html`<button type="button" id="next-page" onClick=${() => {
+        after.value = [...after.value, String(p.next_after)];
+        load(String(p.next_after));
+      }}>${t("next")}</button>`}
+    </div>`;
+}
+
+function SubscriberPage({ id }) {
+  const sub = useSignal(null);
+  const error = useSignal("");
+  useEffect(() => {
+    api("GET", "/subscribers/" + id).then((r) => (sub.value = r), (e) => (error.value = e.message));
+  }, [id]);
+  if (error.value) return html`<p class="error" role="alert">${error.value}</p>`;
+  const x = sub.value;
+  if (!x) return html`<p class="loading">${t("loading")}</p>`;
+  return html`<p><a href="#/subscribers">← ${t("subscribers")}</a></p>
+    <h1 id="subscriber-name">${x.email || x.external_id || "#" + x.id}</h1>
+    <dl class="fields">
+      <dt>ID</dt><dd>${x.id}</dd>
+      <dt>${t("externalId")}</dt><dd>${x.external_id || "–"}</dd>
+      <dt>${t("email")}</dt><dd>${x.email || "–"}</dd>
+      <dt>${t("locale")}</dt><dd>${x.locale || "–"}</dd>
+      <dt>${t("timezone")}</dt><dd>${x.timezone || "–"}</dd>
+      <dt>${t("state")}</dt><dd>${t("state_" + x.state)}</dd>
+    </dl>
+    <h2>${t("memberships")}</h2>
+    ${x.memberships.length === 0
+      ? html`<p>${t("noMemberships")}</p>`
+      : html`<ul id="memberships">${x.memberships.map(
+          (m) => html`<li key=${m.list_id}><strong>${m.list_name}</strong> · ${t("membership_" + m.status)}</li>`,
+        )}</ul>`}
+    <h2>${t("devices")}</h2>
+    ${x.devices.length === 0
+      ? html`<p>${t("noDevices")}</p>`
+      : html`<ul id="devices">${x.devices.map(
+          (d) => html`<li key=${d.id}>${d.platform} <code>${d.address || ""}</code> · ${d.active ? t("active") : t("inactive")}</li>`,
+        )}</ul>`}`;
+}
+
 function App() {
   const r = route.value;
-  const m = r.match(/^#\/campaigns\/(\d+)$/);
-  const page = m ? html`<${CampaignPage} id=${m[1]} key=${m[1]} />` : html`<${CampaignList} />`;
+  const [path, search] = r.split("?");
+  const query = new URLSearchParams(search || "");
+  let m;
+  let page;
+  if ((m = path.match(/^#\/campaigns\/(\d+)$/))) page = html`<${CampaignPage} id=${m[1]} key=${m[1]} />`;
+  else if ((m = path.match(/^#\/subscribers\/(\d+)$/))) page = html`<${SubscriberPage} id=${m[1]} key=${m[1]} />`;
+  else if (path === "#/subscribers") page = html`<${Subscribers} query=${query} />`;
+  else if (path === "#/lists") page = html`<${Lists} />`;
+  else if (session.value && session.value.role === "agent") page = html`<${Subscribers} query=${query} />`;
+  else page = html`<${CampaignList} />`;
   return html`<${Shell}>${page}<//>`;
 }
 

@@ -11,6 +11,13 @@ const texts = {
     status_draft: "Draft", status_scheduled: "Scheduled", status_running: "Sending", status_paused: "Paused",
     status_finished: "Finished", status_cancelled: "Cancelled", status_failed: "Failed",
     action_pause: "Pause", action_resume: "Resume", action_cancel: "Cancel", "action_retry-failed": "Retry failed",
+    lists: "Lists", subscribers: "Subscribers", slug: "Slug", optin: "Opt-in", visibility: "Visibility",
+    optin_double: "Double", optin_single: "Single", visibility_public: "Public", visibility_private: "Private",
+    searchLabel: "Email address or external id", search: "Search", noSubscribers: "No subscribers found.",
+    externalId: "External id", email: "Email", state: "State", state_active: "Active", state_blocked: "Blocked",
+    state_erased: "Erased", previous: "Previous", next: "Next", locale: "Language", timezone: "Time zone",
+    memberships: "Lists", noMemberships: "On no list.", noDevices: "No devices.", active: "active", inactive: "inactive",
+    membership_confirmed: "subscribed", membership_pending: "waiting for confirmation", membership_unsubscribed: "unsubscribed",
   },
   de: {
     skip: "Zum Inhalt springen", navigation: "Konsole", campaigns: "Kampagnen", loading: "Wird geladen …",
@@ -21,6 +28,13 @@ const texts = {
     status_draft: "Entwurf", status_scheduled: "Geplant", status_running: "Wird gesendet", status_paused: "Pausiert",
     status_finished: "Abgeschlossen", status_cancelled: "Abgebrochen", status_failed: "Fehlgeschlagen",
     action_pause: "Pausieren", action_resume: "Fortsetzen", action_cancel: "Abbrechen", "action_retry-failed": "Fehlgeschlagene erneut senden",
+    lists: "Listen", subscribers: "Abonnenten", slug: "Kürzel", optin: "Anmeldung", visibility: "Sichtbarkeit",
+    optin_double: "Doppelt", optin_single: "Einfach", visibility_public: "Öffentlich", visibility_private: "Privat",
+    searchLabel: "E-Mail-Adresse oder externe ID", search: "Suchen", noSubscribers: "Keine Abonnenten gefunden.",
+    externalId: "Externe ID", email: "E-Mail", state: "Zustand", state_active: "Aktiv", state_blocked: "Gesperrt",
+    state_erased: "Gelöscht", previous: "Zurück", next: "Weiter", locale: "Sprache", timezone: "Zeitzone",
+    memberships: "Listen", noMemberships: "Auf keiner Liste.", noDevices: "Keine Geräte.", active: "aktiv", inactive: "inaktiv",
+    membership_confirmed: "angemeldet", membership_pending: "wartet auf Bestätigung", membership_unsubscribed: "abgemeldet",
   },
 };
 
