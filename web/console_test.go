@@ -205,3 +205,78 @@ func TestConsoleSubscribersInChromium(t *testing.T) {
 		t.Fatalf("German heading: %q %v", heading, err)
 	}
 }
+
+// TestConsoleComposerInChromium: a marketer writes a campaign with the
+// preview beside it, saves the draft, sees its audience, sends it and
+// watches it finish on the same page.
+func TestConsoleComposerInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	t.Parallel()
+	b := setup(t)
+	// An app of its own: the shared one is shut down by whichever test
+	// serving it ends first.
+	base := "http://" + serve(t, b.appWith(nil))
+	const devices = 2
+	for range devices {
+		token := b.sim.NewFCMToken()
+		ext := "composer-" + randomSuffix()
+		res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": b.list, "external_id": ext,
+			"identity_hmac": optin.IdentityHMAC(b.identity, ext), "device": map[string]any{"platform": "fcm", "token": token}})
+		if res.status != http.StatusAccepted {
+			t.Fatalf("subscribe: %d %s", res.status, res.body)
+		}
+		b.waitReceived("fcm", token, 1)
+		list := b.do(http.MethodGet, "/api/v1/subscribers?external_id="+ext, b.admin, "", nil).json(t)
+		subID := int64(list["items"].([]any)[0].(map[string]any)["id"].(float64))
+		b.do(http.MethodPut, fmt.Sprintf("/api/v1/lists/%s/subscribers/%d", b.list, subID), b.admin, "application/json", []byte(`{"status":"confirmed"}`))
+	}
+	sid, _ := b.sessionFor(b.newUser(access.RoleMarketer))
+	browser := newChromium(t)
+	step := func(d time.Duration) context.Context {
+		c, cancel := context.WithTimeout(browser, d)
+		t.Cleanup(cancel)
+		return c
+	}
+	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/healthz"),
+		chromedp.Evaluate[chromedp.Void](`document.cookie = "herald_session=`+sid+`; path=/"`)); err != nil {
+		t.Fatalf("cookie: %v", err)
+	}
+	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/console?lang=en#/campaigns"),
+		chromedp.Click(chromedp.CSS(`#new-campaign`)),
+		chromedp.WaitVisible(chromedp.CSS(`#c-name`)),
+		chromedp.SendKeys(chromedp.CSS(`#c-name`), "Winter sale"),
+		// The app field says "default"; this test's app has another slug.
+		chromedp.Evaluate[chromedp.Void](`(() => { const el = document.querySelector("#c-app"); el.value = "`+b.appSlug+`";
+			el.dispatchEvent(new Event("input", {bubbles: true})); })()`),
+		chromedp.SendKeys(chromedp.CSS(`#c-title`), "Winter sale"),
+		chromedp.SendKeys(chromedp.CSS(`#c-body`), "Everything warm, 25% off"),
+		chromedp.Click(chromedp.CSS(`#c-lists input[value="`+b.list+`"]`)),
+	); err != nil {
+		t.Fatalf("compose: %v", err)
+	}
+	preview, err := chromedp.Run(step(10*time.Second), chromedp.Text(chromedp.CSS(`#preview-ios`)))
+	if err != nil || !strings.Contains(preview, "Winter sale") || !strings.Contains(preview, "Everything warm, 25% off") {
+		t.Fatalf("the preview does not follow the text: %q %v", preview, err)
+	}
+	if err := chromedp.Do(step(20*time.Second),
+		chromedp.Click(chromedp.CSS(`#c-save`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#campaign-status") && document.querySelector("#campaign-status").textContent === "Draft"`),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#audience-devices") && document.querySelector("#audience-devices").textContent === "`+fmt.Sprint(devices)+`"`),
+		chromedp.Evaluate[chromedp.Void](`window.heraldNoReload = true`),
+		chromedp.Click(chromedp.CSS(`#action-schedule`)),
+	); err != nil {
+		t.Fatalf("save the draft and send it: %v", err)
+	}
+	if err := chromedp.Do(step(60*time.Second),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#campaign-status").textContent === "Finished"`),
+	); err != nil {
+		t.Fatalf("the page did not show the campaign finished: %v", err)
+	}
+	got, err := chromedp.Run(step(10*time.Second), chromedp.Evaluate[[]string](`[
+		document.querySelector("#figure-delivered").textContent, String(window.heraldNoReload)]`))
+	if err != nil || got[0] != fmt.Sprint(devices) || got[1] != "true" {
+		t.Fatalf("delivered, not reloaded: %v %v", got, err)
+	}
+}

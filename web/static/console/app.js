@@ -65,6 +65,7 @@ function CampaignList() {
   if (listError.value) return html`<p class="error" role="alert">${listError.value}</p>`;
   if (!campaigns.value) return html`<p class="loading">${t("loading")}</p>`;
   return html`<h1>${t("campaigns")}</h1>
+    <p><a class="button" id="new-campaign" href="#/campaigns/new">${t("newCampaign")}</a></p>
     ${campaigns.value.length === 0
       ? html`<p>${t("noCampaigns")}</p>`
       : html`<table class="list">
@@ -121,6 +122,18 @@ function CampaignPage({ id }) {
   return html`<${CampaignView} campaign=${campaign} stats=${stats} error=${error} busy=${busy} act=${act} />`;
 }
 
+// Audience is who a draft would reach now, by platform.
+function Audience({ id }) {
+  const preview = useSignal(null);
+  useEffect(() => {
+    api("GET", "/campaigns/" + id + "/preview").then((r) => (preview.value = r), () => {});
+  }, [id]);
+  const p = preview.value;
+  if (!p) return null;
+  return html`<p id="audience">${t("audience")}: <strong id="audience-devices">${fmt(p.devices)}</strong> ${t("devices")}
+    (${Object.entries(p.by_platform || {}).map(([k, v]) => k + " " + fmt(v)).join(", ")})</p>`;
+}
+
 function CampaignView({ campaign, stats, error, busy, act }) {
   const c = campaign.value;
   const st = stats.value;
@@ -134,6 +147,7 @@ function CampaignView({ campaign, stats, error, busy, act }) {
   ];
   const reasons = Object.entries(st.failed_by_reason || {});
   const can = {
+    schedule: st.status === "draft",
     pause: st.status === "running" || st.status === "scheduled",
     resume: st.status === "paused",
     cancel: ["draft", "scheduled", "running", "paused"].includes(st.status),
@@ -144,6 +158,7 @@ function CampaignView({ campaign, stats, error, busy, act }) {
     <h1 id="campaign-name">${c.name}</h1>
     <p>${t("status")}: <strong id="campaign-status" class=${"status " + st.status}>${t("status_" + st.status)}</strong></p>
     ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+    ${st.status === "draft" && html`<${Audience} id=${c.id} />`}
     <div class="progress" role="progressbar" aria-label=${t("progress")} aria-valuemin="0" aria-valuemax=${total}
       aria-valuenow=${done}>
       <div class="done" style=${"width:" + (total ? Math.min(100, (100 * done) / total) : 0) + "%"}></div>
@@ -273,13 +288,99 @@ function SubscriberPage({ id }) {
         )}</ul>`}`;
 }
 
+// Composer writes a campaign: its content in the default language and,
+// optionally, German; its lists; when to send. The preview shows the
+// notification as iOS, Android and a desktop browser would, as you type.
+function Composer() {
+  const lists = useSignal([]);
+  const error = useSignal("");
+  const busy = useSignal(false);
+  const form = useSignal({ name: "", app: "default", title: "", body: "", url: "", titleDe: "", bodyDe: "",
+    lists: [], mode: "now", at: "" });
+  useEffect(() => {
+    api("GET", "/lists?limit=1000").then((r) => (lists.value = r.items), (e) => (error.value = e.message));
+  }, []);
+  const f = form.value;
+  const set = (k) => (e) => (form.value = { ...form.value, [k]: e.target.value });
+  const toggle = (slug) => (e) => {
+    const chosen = new Set(form.value.lists);
+    e.target.checked ? chosen.add(slug) : chosen.delete(slug);
+    form.value = { ...form.value, lists: [...chosen] };
+  };
+  async function submit(ev) {
+    ev.preventDefault();
+    busy.value = true;
+    error.value = "";
+    const content = { title: f.title, body: f.body };
+    if (f.url) content.url = f.url;
+    if (f.titleDe || f.bodyDe) content.variants = { de: { title: f.titleDe || f.title, body: f.bodyDe || f.body } };
+    const body = { name: f.name, app: f.app, content, audience: { lists: f.lists } };
+    if (f.mode === "at" && f.at) body.schedule = { mode: "at", at: new Date(f.at).toISOString() };
+    try {
+      const c = await api("POST", "/campaigns", body);
+      location.hash = "#/campaigns/" + c.id;
+    } catch (e) {
+      error.value = e.message;
+    } finally {
+      busy.value = false;
+    }
+  }
+  return html`<h1>${t("newCampaign")}</h1>
+    <div class="composer">
+      <form id="composer" onSubmit=${submit}>
+        ${error.value && html`<p class="error" role="alert" id="composer-error">${error.value}</p>`}
+        <label for="c-name">${t("name")}</label><input id="c-name" type="text" required value=${f.name} onInput=${set("name")} />
+        <label for="c-app">${t("app")}</label><input id="c-app" type="text" required value=${f.app} onInput=${set("app")} />
+        <fieldset><legend>${t("content")}</legend>
+          <label for="c-title">${t("title")}</label><input id="c-title" type="text" required maxlength="200" value=${f.title} onInput=${set("title")} />
+          <label for="c-body">${t("body")}</label><textarea id="c-body" required maxlength="2000" value=${f.body} onInput=${set("body")}></textarea>
+          <label for="c-url">${t("link")}</label><input id="c-url" type="url" value=${f.url} onInput=${set("url")} placeholder="https://" />
+          <label for="c-title-de">${t("title")} (Deutsch)</label><input id="c-title-de" type="text" maxlength="200" value=${f.titleDe} onInput=${set("titleDe")} />
+          <label for="c-body-de">${t("body")} (Deutsch)</label><textarea id="c-body-de" maxlength="2000" value=${f.bodyDe} onInput=${set("bodyDe")}></textarea>
+        </fieldset>
+        <fieldset id="c-lists"><legend>${t("lists")}</legend>
+          ${lists.value.map(
+            (l) => html`<label class="check" key=${l.slug}><input type="checkbox" value=${l.slug}
+              checked=${f.lists.includes(l.slug)} onChange=${toggle(l.slug)} /> ${l.name}</label>`,
+          )}
+        </fieldset>
+        <fieldset><legend>${t("when")}</legend>
+          <label class="check"><input type="radio" name="mode" value="now" checked=${f.mode === "now"} onChange=${set("mode")} /> ${t("whenLater")}</label>
+          <label class="check"><input type="radio" name="mode" value="at" checked=${f.mode === "at"} onChange=${set("mode")} /> ${t("whenAt")}</label>
+          ${f.mode === "at" && html`<input id="c-at" type="datetime-local" value=${f.at} onInput=${set("at")} required />`}
+        </fieldset>
+        <button type="submit" id="c-save" disabled=${busy.value}>${t("saveDraft")}</button>
+      </form>
+      <${Preview} title=${f.title} body=${f.body} app=${f.app} />
+    </div>`;
+}
+
+// Preview is the notification as three kinds of device show it.
+function Preview({ title, body, app }) {
+  const shown = (s) => s || "…";
+  return html`<aside class="preview" aria-label=${t("preview")}>
+    <h2>${t("preview")}</h2>
+    ${[["ios", "iOS"], ["android", "Android"], ["desktop", t("desktop")]].map(
+      ([k, label]) => html`<figure key=${k} class=${"device " + k}>
+        <figcaption>${label}</figcaption>
+        <div class="notification" id=${"preview-" + k}>
+          <div class="from">${app || "Herald"}</div>
+          <div class="ntitle">${shown(title)}</div>
+          <div class="nbody">${shown(body)}</div>
+        </div>
+      </figure>`,
+    )}
+  </aside>`;
+}
+
 function App() {
   const r = route.value;
   const [path, search] = r.split("?");
   const query = new URLSearchParams(search || "");
   let m;
   let page;
-  if ((m = path.match(/^#\/campaigns\/(\d+)$/))) page = html`<${CampaignPage} id=${m[1]} key=${m[1]} />`;
+  if (path === "#/campaigns/new") page = html`<${Composer} />`;
+  else if ((m = path.match(/^#\/campaigns\/(\d+)$/))) page = html`<${CampaignPage} id=${m[1]} key=${m[1]} />`;
   else if ((m = path.match(/^#\/subscribers\/(\d+)$/))) page = html`<${SubscriberPage} id=${m[1]} key=${m[1]} />`;
   else if (path === "#/subscribers") page = html`<${Subscribers} query=${query} />`;
   else if (path === "#/lists") page = html`<${Lists} />`;

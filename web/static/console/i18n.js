@@ -18,6 +18,9 @@ const texts = {
     state_erased: "Erased", previous: "Previous", next: "Next", locale: "Language", timezone: "Time zone",
     memberships: "Lists", noMemberships: "On no list.", noDevices: "No devices.", active: "active", inactive: "inactive",
     membership_confirmed: "subscribed", membership_pending: "waiting for confirmation", membership_unsubscribed: "unsubscribed",
+    newCampaign: "New campaign", app: "App", content: "Content", title: "Title", body: "Text", link: "Link",
+    when: "When", whenLater: "Send when I press Send", whenAt: "At a time", saveDraft: "Save draft", preview: "Preview",
+    desktop: "Desktop browser", audience: "Audience now", action_schedule: "Send",
   },
   de: {
     skip: "Zum Inhalt springen", navigation: "Konsole", campaigns: "Kampagnen", loading: "Wird geladen …",
@@ -35,6 +38,9 @@ const texts = {
     state_erased: "Gelöscht", previous: "Zurück", next: "Weiter", locale: "Sprache", timezone: "Zeitzone",
     memberships: "Listen", noMemberships: "Auf keiner Liste.", noDevices: "Keine Geräte.", active: "aktiv", inactive: "inaktiv",
     membership_confirmed: "angemeldet", membership_pending: "wartet auf Bestätigung", membership_unsubscribed: "abgemeldet",
+    newCampaign: "Neue Kampagne", app: "App", content: "Inhalt", title: "Titel", body: "Text", link: "Link",
+    when: "Wann", whenLater: "Senden, wenn ich auf Senden drücke", whenAt: "Zu einem Zeitpunkt", saveDraft: "Entwurf speichern", preview: "Vorschau",
+    desktop: "Desktop-Browser", audience: "Zielgruppe jetzt", action_schedule: "Senden",
   },
 };
 
