@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,7 +176,7 @@ func TestConsoleSubscribersInChromium(t *testing.T) {
 	}
 
 	signInAs(access.RoleAgent)
-	if err := chromedp.Do(step(), chromedp.Navigate(base+"/console?lang=en"),
+	if err := chromedp.Do(step(), chromedp.Navigate(base+"/console?lang=en#/subscribers"),
 		chromedp.WaitVisible(chromedp.CSS(`#q`)),
 		chromedp.SendKeys(chromedp.CSS(`#q`), exts[1]),
 		chromedp.Click(chromedp.CSS(`form.search button`)),
@@ -278,5 +279,63 @@ func TestConsoleComposerInChromium(t *testing.T) {
 		document.querySelector("#figure-delivered").textContent, String(window.heraldNoReload)]`))
 	if err != nil || got[0] != fmt.Sprint(devices) || got[1] != "true" {
 		t.Fatalf("delivered, not reloaded: %v %v", got, err)
+	}
+}
+
+// TestConsoleInboxInChromium: a subscriber writes; an agent with the inbox
+// open sees it arrive without reloading, picks it up and answers; the
+// answer reaches the subscriber.
+func TestConsoleInboxInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	t.Parallel()
+	b := setup(t)
+	// An app of its own: the shared one is shut down by whichever test
+	// serving it ends first.
+	base := "http://" + serve(t, b.appWith(nil))
+	agent := b.newUser(access.RoleAgent)
+	sid, _ := b.sessionFor(agent)
+	browser := newChromium(t)
+	step := func(d time.Duration) context.Context {
+		c, cancel := context.WithTimeout(browser, d)
+		t.Cleanup(cancel)
+		return c
+	}
+	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/healthz"),
+		chromedp.Evaluate[chromedp.Void](`document.cookie = "herald_session=`+sid+`; path=/"`),
+		chromedp.Navigate(base+"/console?lang=en#/inbox"),
+		chromedp.WaitVisible(chromedp.CSS(`#view-unassigned`)),
+		chromedp.Evaluate[chromedp.Void](`window.heraldNoReload = true`),
+	); err != nil {
+		t.Fatalf("open the inbox: %v", err)
+	}
+	question := "Where is my order " + randomSuffix() + "?"
+	token, _, _ := b.subscriberSession()
+	if res := b.postJSON("/public/v1/conversation/messages", token, map[string]any{"body": question}); res.status != http.StatusCreated {
+		t.Fatalf("the subscriber writes: %d %s", res.status, res.body)
+	}
+	if err := chromedp.Do(step(20*time.Second),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#conversations") && document.querySelector("#conversations").textContent.includes(`+strconv.Quote(question)+`) && window.heraldNoReload === true`),
+		// Other tests' conversations may be listed too: this one's.
+		chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll("#conversations a")].find((a) => a.textContent.includes(`+strconv.Quote(question)+`)).click()`),
+		chromedp.WaitVisible(chromedp.CSS(`#pick-up`)),
+		chromedp.Click(chromedp.CSS(`#pick-up`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#assignee").textContent === `+strconv.Quote(agent.Name)),
+		chromedp.SendKeys(chromedp.CSS(`#reply`), "It left our warehouse this morning."),
+		chromedp.Click(chromedp.CSS(`#send`)),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("#messages .message.agent:not(.pending)")].some((m) => m.textContent.includes("It left our warehouse"))`),
+	); err != nil {
+		t.Fatalf("see the message arrive, pick it up, answer: %v", err)
+	}
+	// The page's event stream holds a connection the server's shutdown
+	// would wait for.
+	if err := chromedp.Do(step(10*time.Second), chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	res := b.do(http.MethodGet, "/public/v1/conversation/messages", token, "", nil)
+	if res.status != http.StatusOK || !strings.Contains(string(res.body), "It left our warehouse this morning.") ||
+		!strings.Contains(string(res.body), agent.Name) {
+		t.Fatalf("the subscriber's history: %d %s", res.status, res.body)
 	}
 }

@@ -48,6 +48,9 @@ function Shell({ children }) {
         ${s && s.role !== "agent" &&
         html`<a href="#/campaigns" aria-current=${route.value.startsWith("#/campaigns") ? "page" : null}>${t("campaigns")}</a>
           <a href="#/lists" aria-current=${route.value.startsWith("#/lists") ? "page" : null}>${t("lists")}</a>`}
+        ${s && s.role !== "marketer" &&
+        html`<a href="#/inbox" aria-current=${route.value.startsWith("#/inbox") ? "page" : null}>${t("inbox")}
+          ${counts.value && counts.value.unassigned > 0 ? html` <span class="badge" id="unassigned-badge">${counts.value.unassigned}</span>` : ""}</a>`}
         <a href="#/subscribers" aria-current=${route.value.startsWith("#/subscribers") ? "page" : null}>${t("subscribers")}</a>
         <a href="/account">${s && s.user ? s.user.name : ""}</a>
       </nav>
@@ -373,6 +376,202 @@ function Preview({ title, body, app }) {
   </aside>`;
 }
 
+// The inbox. Its lists and the open conversation follow the live event
+// stream (/api/v1/events): every committed conversation change arrives
+// there, and a reconnect resumes where it left off (Last-Event-ID), so no
+// update is lost.
+const counts = signal(null);
+const inboxTick = signal(0); // bumped by every conversation event
+const lastEvent = signal(null);
+
+function refreshCounts() {
+  api("GET", "/conversations/counts").then((c) => (counts.value = c), () => {});
+}
+
+function startEvents() {
+  if (!session.value || session.value.role === "marketer") return;
+  refreshCounts();
+  const es = new EventSource("/api/v1/events");
+  const onEvent = (ev) => {
+    let e;
+    try {
+      e = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    lastEvent.value = e;
+    inboxTick.value++;
+    refreshCounts();
+    const d = e.data || {};
+    if (e.topic === "conversation.message" && d.author === "subscriber" && document.hidden &&
+        "Notification" in window && Notification.permission === "granted") {
+      new Notification(t("newMessage"), { body: (d.message && d.message.body) || "", tag: "herald-" + d.conversation_id });
+    }
+  };
+  for (const topic of ["conversation.message", "conversation.assign", "conversation.status", "conversation.resolve",
+    "conversation.labels", "conversation.read", "conversation.receipt", "conversation.delivery", "conversation.keyword",
+    "conversation.transactional"]) {
+    es.addEventListener(topic, onEvent);
+  }
+  es.addEventListener("reset", () => location.reload());
+}
+
+const views = [["unassigned", "none"], ["mine", "me"], ["all", "any"]];
+
+function Inbox({ query }) {
+  const view = query.get("view") || "unassigned";
+  const items = useSignal(null);
+  const error = useSignal("");
+  useEffect(() => {
+    const assignee = (views.find(([v]) => v === view) || views[0])[1];
+    api("GET", "/conversations?limit=100&assignee=" + assignee).then((r) => (items.value = r.items), (e) => (error.value = e.message));
+  }, [view, inboxTick.value]);
+  const c = counts.value || {};
+  const number = { unassigned: c.unassigned, mine: c.mine, all: c.open };
+  return html`<h1>${t("inbox")}</h1>
+    <p class="tabs" role="tablist">${views.map(
+      ([v]) => html`<a key=${v} role="tab" id=${"view-" + v} aria-selected=${v === view ? "true" : "false"}
+        href=${"#/inbox?view=" + v}>${t("view_" + v)} <span class="count">${number[v] ?? ""}</span></a>`,
+    )}
+      ${"Notification" in window && Notification.permission === "default" &&
+      html`<button type="button" class="secondary small" onClick=${() => Notification.requestPermission()}>${t("desktopNotifications")}</button>`}
+    </p>
+    ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+    ${!items.value
+      ? html`<p class="loading">${t("loading")}</p>`
+      : items.value.length === 0
+        ? html`<p id="no-conversations">${t("noConversations")}</p>`
+        : html`<ul class="conversations" id="conversations">${items.value.map(
+            (x) => html`<li key=${x.id} class=${x.unread > 0 ? "unread" : ""}>
+              <a href=${"#/inbox/" + x.id}><strong>${x.last_message ? x.last_message.body : "…"}</strong>
+              <span class="muted"> · ${x.assignee_name || t("nobody")} · ${when(x.last_message_at)}</span>
+              ${x.unread > 0 ? html` <span class="badge">${x.unread}</span>` : ""}</a></li>`,
+          )}</ul>`}`;
+}
+
+function Conversation({ id }) {
+  const conv = useSignal(null);
+  const messages = useSignal([]);
+  const pending = useSignal([]); // sent here, not yet confirmed
+  const draft = useSignal(localStorage.getItem("herald-draft-" + id) || "");
+  const note = useSignal(false);
+  const error = useSignal("");
+  const canned = useSignal([]);
+  const load = () =>
+    Promise.all([api("GET", "/conversations/" + id), api("GET", "/conversations/" + id + "/messages?limit=200")]).then(
+      ([c, m]) => {
+        conv.value = c;
+        messages.value = m.items;
+      },
+      (e) => (error.value = e.message),
+    );
+  useEffect(() => {
+    api("GET", "/canned-responses").then((r) => (canned.value = r.items || []), () => {});
+  }, []);
+  useEffect(() => {
+    load();
+  }, [id]);
+  // Then again whenever an event names this conversation.
+  useEffect(() => {
+    const e = lastEvent.value;
+    if (e && ((e.data && String(e.data.conversation_id) === String(id)) || e.object_id === String(id))) load();
+  }, [inboxTick.value]);
+  const setDraft = (v) => {
+    draft.value = v;
+    localStorage.setItem("herald-draft-" + id, v);
+  };
+  async function act(action) {
+    try {
+      await api("POST", "/conversations/" + id + "/" + action);
+      await load();
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
+  async function send() {
+    const body = draft.value.trim();
+    if (!body) return;
+    const key = crypto.randomUUID();
+    const optimistic = { id: "pending-" + key, author: "agent", author_name: session.value.user.name, body, private: note.value, pending: true };
+    pending.value = [...pending.value, optimistic];
+    setDraft("");
+    try {
+      const m = await api("POST", "/conversations/" + id + "/messages", { body, private: note.value, client_key: key });
+      messages.value = [...messages.value.filter((x) => x.id !== m.id), m];
+    } catch (e) {
+      error.value = e.message;
+      setDraft(body);
+    } finally {
+      pending.value = pending.value.filter((x) => x !== optimistic);
+    }
+  }
+  function keys(ev) {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+      ev.preventDefault();
+      send();
+    }
+  }
+  useEffect(() => {
+    const onKey = (ev) => {
+      if (ev.target.closest("textarea, input, select")) return;
+      if (ev.key === "r") {
+        ev.preventDefault();
+        document.getElementById("reply").focus();
+      } else if (ev.key === "e") act("resolve");
+      else if (ev.key === "p") act("pick-up");
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [id]);
+  const c = conv.value;
+  if (!c) return error.value ? html`<p class="error" role="alert">${error.value}</p>` : html`<p class="loading">${t("loading")}</p>`;
+  const sub = c.subscriber || {};
+  const me = session.value.user && session.value.user.id;
+  return html`<p><a href="#/inbox">← ${t("inbox")}</a></p>
+    <div class="conversation">
+      <section>
+        <h1 id="conversation-title">${sub.email || sub.external_id || "#" + c.subscriber_id}</h1>
+        <p>${t("status")}: <strong id="conversation-status">${t("cstatus_" + c.status)}</strong> ·
+          ${t("assignee")}: <span id="assignee">${c.assignee_name || t("nobody")}</span></p>
+        ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+        <ol class="messages" id="messages" aria-live="polite">${[...messages.value, ...pending.value].map(
+          (m) => html`<li key=${m.id} class=${"message " + m.author + (m.private ? " note" : "") + (m.pending ? " pending" : "")}>
+            <div class="meta">${m.private ? t("note") + " · " : ""}${m.author === "subscriber" ? t("subscriber") : m.author_name || m.author}
+              ${m.read_at ? html` · <span class="read">${t("read")}</span>` : m.delivered_at ? html` · ${t("deliveredShort")}` : ""}</div>
+            <div class="text">${m.body}</div></li>`,
+        )}</ol>
+        <div class="reply">
+          <label for="reply">${note.value ? t("noteLabel") : t("replyLabel")}</label>
+          <textarea id="reply" value=${draft.value} onInput=${(e) => setDraft(e.target.value)} onKeyDown=${keys}></textarea>
+          <div class="actions">
+            <label class="check"><input type="checkbox" id="as-note" checked=${note.value} onChange=${(e) => (note.value = e.target.checked)} /> ${t("asNote")}</label>
+            ${canned.value.length > 0 &&
+            html`<select id="canned" aria-label=${t("canned")} onChange=${(e) => {
+              const r = canned.value.find((x) => String(x.id) === e.target.value);
+              if (r) setDraft(r.body);
+              e.target.value = "";
+            }}><option value="">${t("canned")}</option>${canned.value.map((r) => html`<option value=${r.id}>${r.title}</option>`)}</select>`}
+            <button type="button" id="send" onClick=${send}>${t("send")}</button>
+          </div>
+          <p class="muted small">${t("shortcuts")}</p>
+        </div>
+      </section>
+      <aside class="context" aria-label=${t("subscriber")}>
+        <div class="actions">
+          ${c.assignee_id !== me && html`<button type="button" id="pick-up" onClick=${() => act("pick-up")}>${t("pickUp")}</button>`}
+          ${c.status !== "resolved" && html`<button type="button" class="secondary" id="resolve" onClick=${() => act("resolve")}>${t("resolve")}</button>`}
+        </div>
+        <dl class="fields">
+          <dt>${t("externalId")}</dt><dd>${sub.external_id || "–"}</dd>
+          <dt>${t("email")}</dt><dd>${sub.email || "–"}</dd>
+          <dt>${t("locale")}</dt><dd>${sub.locale || "–"}</dd>
+          <dt>${t("lists")}</dt><dd>${(sub.lists || []).map((l) => l.name || l.slug).join(", ") || "–"}</dd>
+          <dt>${t("devices")}</dt><dd>${(sub.devices || []).map((d) => d.platform).join(", ") || "–"}</dd>
+        </dl>
+      </aside>
+    </div>`;
+}
+
 function App() {
   const r = route.value;
   const [path, search] = r.split("?");
@@ -384,7 +583,9 @@ function App() {
   else if ((m = path.match(/^#\/subscribers\/(\d+)$/))) page = html`<${SubscriberPage} id=${m[1]} key=${m[1]} />`;
   else if (path === "#/subscribers") page = html`<${Subscribers} query=${query} />`;
   else if (path === "#/lists") page = html`<${Lists} />`;
-  else if (session.value && session.value.role === "agent") page = html`<${Subscribers} query=${query} />`;
+  else if (path === "#/inbox") page = html`<${Inbox} query=${query} />`;
+  else if ((m = path.match(/^#\/inbox\/(\d+)$/))) page = html`<${Conversation} id=${m[1]} key=${m[1]} />`;
+  else if (session.value && session.value.role === "agent") page = html`<${Inbox} query=${query} />`;
   else page = html`<${CampaignList} />`;
   return html`<${Shell}>${page}<//>`;
 }
@@ -397,5 +598,6 @@ async function start() {
     return;
   }
   render(html`<${App} />`, document.getElementById("app"));
+  startEvents();
 }
 start();

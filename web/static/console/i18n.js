@@ -21,6 +21,12 @@ const texts = {
     newCampaign: "New campaign", app: "App", content: "Content", title: "Title", body: "Text", link: "Link",
     when: "When", whenLater: "Send when I press Send", whenAt: "At a time", saveDraft: "Save draft", preview: "Preview",
     desktop: "Desktop browser", audience: "Audience now", action_schedule: "Send",
+    inbox: "Inbox", view_unassigned: "Unassigned", view_mine: "Mine", view_all: "All open", noConversations: "Nothing here.",
+    nobody: "nobody", assignee: "Assigned to", note: "Note", subscriber: "Subscriber", read: "read", deliveredShort: "delivered",
+    noteLabel: "Private note (the subscriber never sees it)", replyLabel: "Reply", asNote: "Note", canned: "Canned response",
+    send: "Send", shortcuts: "Ctrl+Enter sends · r reply · p pick up · e resolve", pickUp: "Pick up", resolve: "Resolve",
+    cstatus_open: "Open", cstatus_pending: "Pending", cstatus_snoozed: "Snoozed", cstatus_resolved: "Resolved",
+    newMessage: "New message", desktopNotifications: "Desktop notifications",
   },
   de: {
     skip: "Zum Inhalt springen", navigation: "Konsole", campaigns: "Kampagnen", loading: "Wird geladen …",
@@ -41,6 +47,12 @@ const texts = {
     newCampaign: "Neue Kampagne", app: "App", content: "Inhalt", title: "Titel", body: "Text", link: "Link",
     when: "Wann", whenLater: "Senden, wenn ich auf Senden drücke", whenAt: "Zu einem Zeitpunkt", saveDraft: "Entwurf speichern", preview: "Vorschau",
     desktop: "Desktop-Browser", audience: "Zielgruppe jetzt", action_schedule: "Senden",
+    inbox: "Posteingang", view_unassigned: "Nicht zugewiesen", view_mine: "Meine", view_all: "Alle offenen", noConversations: "Hier ist nichts.",
+    nobody: "niemand", assignee: "Zugewiesen an", note: "Notiz", subscriber: "Abonnent", read: "gelesen", deliveredShort: "zugestellt",
+    noteLabel: "Private Notiz (der Abonnent sieht sie nie)", replyLabel: "Antwort", asNote: "Notiz", canned: "Textbaustein",
+    send: "Senden", shortcuts: "Strg+Enter sendet · r antworten · p übernehmen · e erledigen", pickUp: "Übernehmen", resolve: "Erledigt",
+    cstatus_open: "Offen", cstatus_pending: "Wartend", cstatus_snoozed: "Zurückgestellt", cstatus_resolved: "Erledigt",
+    newMessage: "Neue Nachricht", desktopNotifications: "Desktop-Benachrichtigungen",
   },
 };
 
