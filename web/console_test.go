@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +17,25 @@ import (
 	"github.com/herald-im/herald/access"
 	"github.com/herald-im/herald/optin"
 )
+
+// docsScreenshot saves the page as docs/<name>.png when
+// HERALD_DOCS_SCREENSHOTS names the docs directory (how the README's
+// pictures are made: HERALD_DOCS_SCREENSHOTS=$PWD/docs go test ./web -run
+// TestConsole).
+func docsScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("HERALD_DOCS_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestConsoleTexts: every console text is in English and German.
 func TestConsoleTexts(t *testing.T) {
@@ -280,6 +300,7 @@ func TestConsoleComposerInChromium(t *testing.T) {
 	if err != nil || got[0] != fmt.Sprint(devices) || got[1] != "true" {
 		t.Fatalf("delivered, not reloaded: %v %v", got, err)
 	}
+	docsScreenshot(t, step(20*time.Second), "console-campaign")
 }
 
 // TestConsoleInboxInChromium: a subscriber writes; an agent with the inbox
@@ -328,6 +349,7 @@ func TestConsoleInboxInChromium(t *testing.T) {
 	); err != nil {
 		t.Fatalf("see the message arrive, pick it up, answer: %v", err)
 	}
+	docsScreenshot(t, step(20*time.Second), "console-inbox")
 	// The page's event stream holds a connection the server's shutdown
 	// would wait for.
 	if err := chromedp.Do(step(10*time.Second), chromedp.Navigate("about:blank")); err != nil {

@@ -283,7 +283,7 @@ function SubscriberPage({ id }) {
       : html`<ul id="memberships">${x.memberships.map(
           (m) => html`<li key=${m.list_id}><strong>${m.list_name}</strong> · ${t("membership_" + m.status)}</li>`,
         )}</ul>`}
-    <h2>${t("devices")}</h2>
+    <h2>${t("devicesLabel")}</h2>
     ${x.devices.length === 0
       ? html`<p>${t("noDevices")}</p>`
       : html`<ul id="devices">${x.devices.map(
@@ -531,8 +531,7 @@ function Conversation({ id }) {
     <div class="conversation">
       <section>
         <h1 id="conversation-title">${sub.email || sub.external_id || "#" + c.subscriber_id}</h1>
-        <p>${t("status")}: <strong id="conversation-status">${t("cstatus_" + c.status)}</strong> ·
-          ${t("assignee")}: <span id="assignee">${c.assignee_name || t("nobody")}</span></p>
+        <p>${t("status")}: <strong id="conversation-status">${t("cstatus_" + c.status)}</strong>${" · "}${t("assignee")}:${" "}<span id="assignee">${c.assignee_name || t("nobody")}</span></p>
         ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
         <ol class="messages" id="messages" aria-live="polite">${[...messages.value, ...pending.value].map(
           (m) => html`<li key=${m.id} class=${"message " + m.author + (m.private ? " note" : "") + (m.pending ? " pending" : "")}>
@@ -566,7 +565,7 @@ function Conversation({ id }) {
           <dt>${t("email")}</dt><dd>${sub.email || "–"}</dd>
           <dt>${t("locale")}</dt><dd>${sub.locale || "–"}</dd>
           <dt>${t("lists")}</dt><dd>${(sub.lists || []).map((l) => l.name || l.slug).join(", ") || "–"}</dd>
-          <dt>${t("devices")}</dt><dd>${(sub.devices || []).map((d) => d.platform).join(", ") || "–"}</dd>
+          <dt>${t("devicesLabel")}</dt><dd>${(sub.devices || []).map((d) => d.platform).join(", ") || "–"}</dd>
         </dl>
       </aside>
     </div>`;
@@ -597,7 +596,9 @@ async function start() {
     document.getElementById("app").textContent = e.message;
     return;
   }
-  render(html`<${App} />`, document.getElementById("app"));
+  const root = document.getElementById("app");
+  root.textContent = ""; // the "loading" mark
+  render(html`<${App} />`, root);
   startEvents();
 }
 start();

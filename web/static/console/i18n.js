@@ -26,7 +26,7 @@ const texts = {
     noteLabel: "Private note (the subscriber never sees it)", replyLabel: "Reply", asNote: "Note", canned: "Canned response",
     send: "Send", shortcuts: "Ctrl+Enter sends · r reply · p pick up · e resolve", pickUp: "Pick up", resolve: "Resolve",
     cstatus_open: "Open", cstatus_pending: "Pending", cstatus_snoozed: "Snoozed", cstatus_resolved: "Resolved",
-    newMessage: "New message", desktopNotifications: "Desktop notifications",
+    newMessage: "New message", desktopNotifications: "Desktop notifications", devicesLabel: "Devices",
   },
   de: {
     skip: "Zum Inhalt springen", navigation: "Konsole", campaigns: "Kampagnen", loading: "Wird geladen …",
@@ -52,7 +52,7 @@ const texts = {
     noteLabel: "Private Notiz (der Abonnent sieht sie nie)", replyLabel: "Antwort", asNote: "Notiz", canned: "Textbaustein",
     send: "Senden", shortcuts: "Strg+Enter sendet · r antworten · p übernehmen · e erledigen", pickUp: "Übernehmen", resolve: "Erledigt",
     cstatus_open: "Offen", cstatus_pending: "Wartend", cstatus_snoozed: "Zurückgestellt", cstatus_resolved: "Erledigt",
-    newMessage: "Neue Nachricht", desktopNotifications: "Desktop-Benachrichtigungen",
+    newMessage: "Neue Nachricht", desktopNotifications: "Desktop-Benachrichtigungen", devicesLabel: "Geräte",
   },
 };
 
