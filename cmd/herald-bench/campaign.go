@@ -315,6 +315,9 @@ func benchCampaign(ctx context.Context, url string, devices, conc int) error {
 	}
 	fmt.Printf("  stats call on the finished %d-device campaign: p50 %v, p95 %v (target: < 10ms: %s)\n",
 		big.devices, p50.Round(10*time.Microsecond), p95.Round(10*time.Microsecond), verdict(p95 < 10*time.Millisecond))
+	if err := benchConsolePages(ctx, pool, client, svc, optinSvc, store, senders, big.id, "fcm"); err != nil {
+		return fmt.Errorf("console pages: %w", err)
+	}
 	fmt.Printf("  peak RSS of Herald (simulator excluded): a %d-device campaign %.1f MB; the %d-device campaign %.1f MB after 100k delivered, %.1f MB over all\n",
 		small.devices, float64(small.peakRSS)/1024, big.devices, float64(big.peakRSSAt100k)/1024, float64(big.peakRSS)/1024)
 	fmt.Printf("  all / first 100k within the campaign: %.2f (target: <= 150 MB and flat: %s)\n",
