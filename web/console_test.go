@@ -88,19 +88,7 @@ func TestConsoleCampaignPageInChromium(t *testing.T) {
 	sid, _ := b.sessionFor(b.newUser(access.RoleMarketer))
 
 	const devices = 3
-	for range devices {
-		token := b.sim.NewFCMToken()
-		ext := "console-" + randomSuffix()
-		res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": b.list, "external_id": ext,
-			"identity_hmac": optin.IdentityHMAC(b.identity, ext), "device": map[string]any{"platform": "fcm", "token": token}})
-		if res.status != http.StatusAccepted {
-			t.Fatalf("subscribe: %d %s", res.status, res.body)
-		}
-		b.waitReceived("fcm", token, 1) // the confirmation first
-		list := b.do(http.MethodGet, "/api/v1/subscribers?external_id="+ext, b.admin, "", nil).json(t)
-		subID := int64(list["items"].([]any)[0].(map[string]any)["id"].(float64))
-		b.do(http.MethodPut, fmt.Sprintf("/api/v1/lists/%s/subscribers/%d", b.list, subID), b.admin, "application/json", []byte(`{"status":"confirmed"}`))
-	}
+	b.confirmedFCMSubscribers(devices)
 	at := time.Now().Add(4 * time.Second).UTC().Format(time.RFC3339Nano)
 	create := b.postJSON("/api/v1/campaigns", b.marketer, map[string]any{
 		"app": b.appSlug, "name": "Autumn sale",
@@ -115,16 +103,7 @@ func TestConsoleCampaignPageInChromium(t *testing.T) {
 		t.Fatalf("schedule: %d %s", r.status, r.body)
 	}
 
-	browser := newChromium(t)
-	step := func(d time.Duration) context.Context {
-		c, cancel := context.WithTimeout(browser, d)
-		t.Cleanup(cancel)
-		return c
-	}
-	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/healthz"),
-		chromedp.Evaluate[chromedp.Void](`document.cookie = "herald_session=`+sid+`; path=/"`)); err != nil {
-		t.Fatalf("cookie: %v", err)
-	}
+	step := browserSignedIn(t, base, sid)
 	// The list, then the campaign, still scheduled.
 	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/console?lang=en#/campaigns"),
 		chromedp.WaitVisible(chromedp.CSS(`a[href="#/campaigns/`+fmt.Sprint(id)+`"]`)),
@@ -180,22 +159,10 @@ func TestConsoleSubscribersInChromium(t *testing.T) {
 			t.Fatalf("subscribe: %d %s", res.status, res.body)
 		}
 	}
-	browser := newChromium(t)
-	step := func() context.Context {
-		c, cancel := context.WithTimeout(browser, 20*time.Second)
-		t.Cleanup(cancel)
-		return c
-	}
-	signInAs := func(role access.Role) {
-		t.Helper()
-		sid, _ := b.sessionFor(b.newUser(role))
-		if err := chromedp.Do(step(), chromedp.Navigate(base+"/healthz"),
-			chromedp.Evaluate[chromedp.Void](`document.cookie = "herald_session=`+sid+`; path=/"`)); err != nil {
-			t.Fatalf("cookie: %v", err)
-		}
-	}
+	agentSID, _ := b.sessionFor(b.newUser(access.RoleAgent))
+	stepFor := browserSignedIn(t, base, agentSID)
+	step := func() context.Context { return stepFor(20 * time.Second) }
 
-	signInAs(access.RoleAgent)
 	if err := chromedp.Do(step(), chromedp.Navigate(base+"/console?lang=en#/subscribers"),
 		chromedp.WaitVisible(chromedp.CSS(`#q`)),
 		chromedp.SendKeys(chromedp.CSS(`#q`), exts[1]),
@@ -213,7 +180,8 @@ func TestConsoleSubscribersInChromium(t *testing.T) {
 		t.Fatalf("the subscriber's page as an agent: %v %v", got, err)
 	}
 
-	signInAs(access.RoleMarketer)
+	marketerSID, _ := b.sessionFor(b.newUser(access.RoleMarketer))
+	signIn(t, step(), base, marketerSID)
 	if err := chromedp.Do(step(), chromedp.Navigate(base+"/console?lang=de#/lists"),
 		chromedp.WaitVisible(chromedp.CSS(`#lists a[href="#/subscribers?list=`+b.list+`"]`)),
 		chromedp.Click(chromedp.CSS(`#lists a[href="#/subscribers?list=`+b.list+`"]`)),
@@ -240,30 +208,9 @@ func TestConsoleComposerInChromium(t *testing.T) {
 	// serving it ends first.
 	base := "http://" + serve(t, b.appWith(nil))
 	const devices = 2
-	for range devices {
-		token := b.sim.NewFCMToken()
-		ext := "composer-" + randomSuffix()
-		res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": b.list, "external_id": ext,
-			"identity_hmac": optin.IdentityHMAC(b.identity, ext), "device": map[string]any{"platform": "fcm", "token": token}})
-		if res.status != http.StatusAccepted {
-			t.Fatalf("subscribe: %d %s", res.status, res.body)
-		}
-		b.waitReceived("fcm", token, 1)
-		list := b.do(http.MethodGet, "/api/v1/subscribers?external_id="+ext, b.admin, "", nil).json(t)
-		subID := int64(list["items"].([]any)[0].(map[string]any)["id"].(float64))
-		b.do(http.MethodPut, fmt.Sprintf("/api/v1/lists/%s/subscribers/%d", b.list, subID), b.admin, "application/json", []byte(`{"status":"confirmed"}`))
-	}
+	b.confirmedFCMSubscribers(devices)
 	sid, _ := b.sessionFor(b.newUser(access.RoleMarketer))
-	browser := newChromium(t)
-	step := func(d time.Duration) context.Context {
-		c, cancel := context.WithTimeout(browser, d)
-		t.Cleanup(cancel)
-		return c
-	}
-	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/healthz"),
-		chromedp.Evaluate[chromedp.Void](`document.cookie = "herald_session=`+sid+`; path=/"`)); err != nil {
-		t.Fatalf("cookie: %v", err)
-	}
+	step := browserSignedIn(t, base, sid)
 	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/console?lang=en#/campaigns"),
 		chromedp.Click(chromedp.CSS(`#new-campaign`)),
 		chromedp.WaitVisible(chromedp.CSS(`#c-name`)),
@@ -317,14 +264,8 @@ func TestConsoleInboxInChromium(t *testing.T) {
 	base := "http://" + serve(t, b.appWith(nil))
 	agent := b.newUser(access.RoleAgent)
 	sid, _ := b.sessionFor(agent)
-	browser := newChromium(t)
-	step := func(d time.Duration) context.Context {
-		c, cancel := context.WithTimeout(browser, d)
-		t.Cleanup(cancel)
-		return c
-	}
-	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/healthz"),
-		chromedp.Evaluate[chromedp.Void](`document.cookie = "herald_session=`+sid+`; path=/"`),
+	step := browserSignedIn(t, base, sid)
+	if err := chromedp.Do(step(20*time.Second),
 		chromedp.Navigate(base+"/console?lang=en#/inbox"),
 		chromedp.WaitVisible(chromedp.CSS(`#view-unassigned`)),
 		chromedp.Evaluate[chromedp.Void](`window.heraldNoReload = true`),
@@ -359,5 +300,49 @@ func TestConsoleInboxInChromium(t *testing.T) {
 	if res.status != http.StatusOK || !strings.Contains(string(res.body), "It left our warehouse this morning.") ||
 		!strings.Contains(string(res.body), agent.Name) {
 		t.Fatalf("the subscriber's history: %d %s", res.status, res.body)
+	}
+}
+
+// confirmedFCMSubscribers subscribes n people to b.list, each with an FCM
+// device, and confirms them once their confirmation push has gone (to
+// confirm before would, rightly, cancel it).
+func (b *testBundle) confirmedFCMSubscribers(n int) {
+	b.t.Helper()
+	for range n {
+		token := b.sim.NewFCMToken()
+		ext := "confirmed-" + randomSuffix()
+		res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": b.list, "external_id": ext,
+			"identity_hmac": optin.IdentityHMAC(b.identity, ext), "device": map[string]any{"platform": "fcm", "token": token}})
+		if res.status != http.StatusAccepted {
+			b.t.Fatalf("subscribe: %d %s", res.status, res.body)
+		}
+		b.waitReceived("fcm", token, 1)
+		list := b.do(http.MethodGet, "/api/v1/subscribers?external_id="+ext, b.admin, "", nil).json(b.t)
+		subID := int64(list["items"].([]any)[0].(map[string]any)["id"].(float64))
+		b.do(http.MethodPut, fmt.Sprintf("/api/v1/lists/%s/subscribers/%d", b.list, subID), b.admin, "application/json", []byte(`{"status":"confirmed"}`))
+	}
+}
+
+// browserSignedIn starts Chromium with the session sid at base (the
+// cookie a sign-in would have set) and returns step, which bounds one step
+// of the test.
+func browserSignedIn(t *testing.T, base, sid string) (step func(time.Duration) context.Context) {
+	t.Helper()
+	browser := newChromium(t)
+	step = func(d time.Duration) context.Context {
+		c, cancel := context.WithTimeout(browser, d)
+		t.Cleanup(cancel)
+		return c
+	}
+	signIn(t, step(20*time.Second), base, sid)
+	return step
+}
+
+// signIn gives the browser the session sid.
+func signIn(t *testing.T, ctx context.Context, base, sid string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/healthz"),
+		chromedp.Evaluate[chromedp.Void](`document.cookie = "herald_session=`+sid+`; path=/"`)); err != nil {
+		t.Fatalf("session cookie: %v", err)
 	}
 }

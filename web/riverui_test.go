@@ -127,17 +127,8 @@ func TestRiverUIInChromium(t *testing.T) {
 		VALUES ($1, '{}', 'river_ui_test', 'scheduled', now() + interval '1 day', 1, 1) RETURNING id`, kind).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	browser := newChromium(t)
-	step := func() context.Context {
-		c, cancel := context.WithTimeout(browser, 30*time.Second)
-		t.Cleanup(cancel)
-		return c
-	}
-	// The session cookie, as a sign-in would have set it.
-	if err := chromedp.Do(step(), chromedp.Navigate(base+"/healthz"),
-		chromedp.Evaluate[chromedp.Void](`document.cookie = "herald_session=`+sid+`; path=/"`)); err != nil {
-		t.Fatalf("cookie: %v", err)
-	}
+	stepFor := browserSignedIn(t, base, sid)
+	step := func() context.Context { return stepFor(30 * time.Second) }
 	if err := chromedp.Do(step(), chromedp.Navigate(base+"/console/river/jobs?state=scheduled"),
 		chromedp.Poll[chromedp.Void](`document.body.innerText.includes(`+strconv.Quote(kind)+`)`)); err != nil {
 		t.Fatalf("the job list does not show %s: %v", kind, err)
