@@ -346,3 +346,72 @@ func signIn(t *testing.T, ctx context.Context, base, sid string) {
 		t.Fatalf("session cookie: %v", err)
 	}
 }
+
+// TestConsoleAdminInChromium: an admin adds a webhook and an API key (each
+// secret shown once), revokes the key, and finds both in the audit log.
+func TestConsoleAdminInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	t.Parallel()
+	b := setup(t)
+	// An app of its own: the shared one is shut down by whichever test
+	// serving it ends first.
+	base := "http://" + serve(t, b.appWith(nil))
+	sid, _ := b.sessionFor(b.newUser(access.RoleAdmin))
+	stepFor := browserSignedIn(t, base, sid)
+	step := func() context.Context { return stepFor(20 * time.Second) }
+	hook := "https://crm.example.com/hooks/" + randomSuffix()
+	keyName := "crm sync " + randomSuffix()
+	if err := chromedp.Do(step(), chromedp.Navigate(base+"/console?lang=en#/admin/webhooks"),
+		chromedp.WaitVisible(chromedp.CSS(`#w-url`)),
+		chromedp.SendKeys(chromedp.CSS(`#w-url`), hook),
+		chromedp.Click(chromedp.CSS(`#w-add`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#secret") && document.querySelector("#secret").textContent.startsWith("whsec_") &&
+			document.querySelector("#webhooks").textContent.includes(`+strconv.Quote(hook)+`)`),
+	); err != nil {
+		t.Fatalf("add a webhook: %v", err)
+	}
+	if err := chromedp.Do(step(), chromedp.Navigate(base+"/console?lang=en#/admin/api-keys"),
+		chromedp.WaitVisible(chromedp.CSS(`#k-name`)),
+		chromedp.SendKeys(chromedp.CSS(`#k-name`), keyName),
+		chromedp.Click(chromedp.CSS(`#k-add`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#secret") && document.querySelector("#secret").textContent.startsWith("hk_") &&
+			document.querySelector("#api-keys").textContent.includes(`+strconv.Quote(keyName)+`)`),
+	); err != nil {
+		t.Fatalf("add an API key: %v", err)
+	}
+	key, err := chromedp.Run(step(), chromedp.Text(chromedp.CSS(`#secret`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := b.do(http.MethodGet, "/api/v1/conversations/counts", key, "", nil); res.status != http.StatusOK {
+		t.Fatalf("the new key: %d %s", res.status, res.body)
+	}
+	if err := chromedp.Do(step(),
+		chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll("#api-keys tr")].find((r) => r.textContent.includes(`+strconv.Quote(keyName)+`)).querySelector("button").click()`),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("#api-keys tr.revoked")].some((r) => r.textContent.includes(`+strconv.Quote(keyName)+`))`),
+	); err != nil {
+		t.Fatalf("revoke the key: %v", err)
+	}
+	if res := b.do(http.MethodGet, "/api/v1/conversations/counts", key, "", nil); res.status != http.StatusUnauthorized {
+		t.Fatalf("the revoked key: %d", res.status)
+	}
+	// Other tests write to the audit log too: filter by the action, and
+	// look for this key's id.
+	var keyID string
+	for _, k := range b.do(http.MethodGet, "/api/v1/api-keys", b.admin, "", nil).json(t)["items"].([]any) {
+		if k.(map[string]any)["name"] == keyName {
+			keyID = fmt.Sprint(k.(map[string]any)["id"])
+		}
+	}
+	if err := chromedp.Do(step(), chromedp.Navigate(base+"/console?lang=en#/admin/audit"),
+		chromedp.WaitVisible(chromedp.CSS(`#audit-action`)),
+		chromedp.SendKeys(chromedp.CSS(`#audit-action`), "api_key.revoke"),
+		chromedp.Click(chromedp.CSS(`#audit-filter`)),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("#audit tbody tr")].some((r) => r.textContent.includes("api_key.revoke") &&
+			r.textContent.includes("api_key `+keyID+`"))`),
+	); err != nil {
+		t.Fatalf("the audit log: %v", err)
+	}
+}

@@ -52,6 +52,8 @@ function Shell({ children }) {
         html`<a href="#/inbox" aria-current=${route.value.startsWith("#/inbox") ? "page" : null}>${t("inbox")}
           ${counts.value && counts.value.unassigned > 0 ? html` <span class="badge" id="unassigned-badge">${counts.value.unassigned}</span>` : ""}</a>`}
         <a href="#/subscribers" aria-current=${route.value.startsWith("#/subscribers") ? "page" : null}>${t("subscribers")}</a>
+        ${s && s.role === "admin" &&
+        html`<a href="#/admin/webhooks" aria-current=${route.value.startsWith("#/admin") ? "page" : null}>${t("admin")}</a>`}
         <a href="/account">${s && s.user ? s.user.name : ""}</a>
       </nav>
     </header>
@@ -571,6 +573,176 @@ function Conversation({ id }) {
     </div>`;
 }
 
+// The admin pages: webhooks with their delivery log, API keys, the audit
+// log. Secrets (a webhook's signing secret, an API key) are shown once, as
+// the API returns them once.
+function AdminTabs() {
+  const r = route.value;
+  return html`<p class="tabs">${[["webhooks", t("webhooks")], ["api-keys", t("apiKeys")], ["audit", t("auditLog")]].map(
+    ([k, label]) => html`<a key=${k} href=${"#/admin/" + k} aria-selected=${r.startsWith("#/admin/" + k) ? "true" : "false"}>${label}</a>`,
+  )}</p>`;
+}
+
+function Secret({ label, value }) {
+  return html`<div class="secret" role="status"><p>${label}</p><code id="secret">${value}</code></div>`;
+}
+
+function Webhooks() {
+  const data = useSignal(null);
+  const error = useSignal("");
+  const secret = useSignal("");
+  const form = useSignal({ url: "", description: "", events: [] });
+  const load = () => api("GET", "/webhooks").then((r) => (data.value = r), (e) => (error.value = e.message));
+  useEffect(() => {
+    load();
+  }, []);
+  async function add(ev) {
+    ev.preventDefault();
+    error.value = "";
+    try {
+      const r = await api("POST", "/webhooks", form.value);
+      secret.value = r.secret;
+      form.value = { url: "", description: "", events: [] };
+      load();
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
+  const f = form.value;
+  const d = data.value;
+  return html`<h1>${t("admin")}</h1><${AdminTabs} />
+    ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+    ${secret.value && html`<${Secret} label=${t("secretOnce")} value=${secret.value} />`}
+    ${!d ? html`<p class="loading">${t("loading")}</p>` : html`<table class="list" id="webhooks">
+      <thead><tr><th>URL</th><th>${t("events")}</th><th>${t("state")}</th></tr></thead>
+      <tbody>${d.items.map((w) => html`<tr key=${w.id}><td><a href=${"#/admin/webhooks/" + w.id}>${w.url}</a></td>
+        <td>${(w.events || []).join(", ") || t("allEvents")}</td>
+        <td>${w.enabled ? t("enabled") : t("disabled") + (w.disabled_reason ? ": " + w.disabled_reason : "")}</td></tr>`)}</tbody></table>
+      <form id="webhook-form" onSubmit=${add}>
+        <h2>${t("addWebhook")}</h2>
+        <label for="w-url">URL</label><input id="w-url" type="url" required value=${f.url} onInput=${(e) => (form.value = { ...f, url: e.target.value })} />
+        <label for="w-description">${t("description")}</label><input id="w-description" type="text" value=${f.description}
+          onInput=${(e) => (form.value = { ...f, description: e.target.value })} />
+        <fieldset><legend>${t("events")} (${t("noneMeansAll")})</legend>${d.event_types.map(
+          (et) => html`<label class="check" key=${et}><input type="checkbox" checked=${f.events.includes(et)} onChange=${(e) => {
+            const set = new Set(f.events);
+            e.target.checked ? set.add(et) : set.delete(et);
+            form.value = { ...f, events: [...set] };
+          }} /> <code>${et}</code></label>`,
+        )}</fieldset>
+        <button type="submit" id="w-add">${t("add")}</button>
+      </form>`}`;
+}
+
+function WebhookLog({ id }) {
+  const items = useSignal(null);
+  const error = useSignal("");
+  const load = () => api("GET", "/webhooks/" + id + "/deliveries?limit=100").then((r) => (items.value = r.items), (e) => (error.value = e.message));
+  useEffect(() => {
+    load();
+  }, [id]);
+  async function redeliver(d) {
+    try {
+      await api("POST", "/webhooks/" + id + "/deliveries/" + d.id + "/redeliver");
+      load();
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
+  return html`<h1>${t("admin")}</h1><${AdminTabs} />
+    <p><a href="#/admin/webhooks">← ${t("webhooks")}</a></p>
+    ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+    ${!items.value ? html`<p class="loading">${t("loading")}</p>` : items.value.length === 0 ? html`<p>${t("noDeliveries")}</p>` :
+    html`<table class="list" id="deliveries"><thead><tr><th>${t("event")}</th><th>${t("status")}</th><th>${t("attempts")}</th>
+      <th>HTTP</th><th>ms</th><th></th></tr></thead>
+      <tbody>${items.value.map((d) => html`<tr key=${d.id}><td><code>${d.event_type}</code></td><td>${d.status}</td>
+        <td>${d.attempts}</td><td>${d.response_status || ""}</td><td>${d.latency_ms ?? ""}</td>
+        <td><button type="button" class="secondary small" onClick=${() => redeliver(d)}>${t("redeliver")}</button></td></tr>`)}</tbody></table>`}`;
+}
+
+function APIKeys() {
+  const items = useSignal(null);
+  const error = useSignal("");
+  const secret = useSignal("");
+  const form = useSignal({ name: "", role: "agent", expires_in_days: 90 });
+  const load = () => api("GET", "/api-keys").then((r) => (items.value = r.items), (e) => (error.value = e.message));
+  useEffect(() => {
+    load();
+  }, []);
+  async function add(ev) {
+    ev.preventDefault();
+    error.value = "";
+    try {
+      const r = await api("POST", "/api-keys", { ...form.value, expires_in_days: Number(form.value.expires_in_days) });
+      secret.value = r.key;
+      load();
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
+  async function revoke(k) {
+    try {
+      await api("DELETE", "/api-keys/" + k.id);
+      load();
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
+  const f = form.value;
+  return html`<h1>${t("admin")}</h1><${AdminTabs} />
+    ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+    ${secret.value && html`<${Secret} label=${t("keyOnce")} value=${secret.value} />`}
+    ${!items.value ? html`<p class="loading">${t("loading")}</p>` : html`<table class="list" id="api-keys">
+      <thead><tr><th>${t("name")}</th><th>${t("role")}</th><th>${t("prefix")}</th><th>${t("expires")}</th><th></th></tr></thead>
+      <tbody>${items.value.map((k) => html`<tr key=${k.id} class=${k.revoked_at ? "revoked" : ""}><td>${k.name}</td><td>${k.role}</td>
+        <td><code>${k.prefix}</code></td><td>${k.revoked_at ? t("revoked") : when(k.expires_at)}</td>
+        <td>${!k.revoked_at && html`<button type="button" class="secondary small" onClick=${() => revoke(k)}>${t("revoke")}</button>`}</td></tr>`)}
+      </tbody></table>`}
+    <form id="key-form" onSubmit=${add}>
+      <h2>${t("newKey")}</h2>
+      <label for="k-name">${t("name")}</label><input id="k-name" type="text" required value=${f.name} onInput=${(e) => (form.value = { ...f, name: e.target.value })} />
+      <label for="k-role">${t("role")}</label>
+      <select id="k-role" value=${f.role} onChange=${(e) => (form.value = { ...f, role: e.target.value })}>
+        ${["admin", "marketer", "agent"].map((r) => html`<option value=${r}>${r}</option>`)}</select>
+      <label for="k-days">${t("validDays")}</label><input id="k-days" type="number" min="1" max="3650" value=${f.expires_in_days}
+        onInput=${(e) => (form.value = { ...f, expires_in_days: e.target.value })} />
+      <button type="submit" id="k-add">${t("add")}</button>
+    </form>`;
+}
+
+function AuditLog({ query }) {
+  const items = useSignal([]);
+  const next = useSignal(null);
+  const error = useSignal("");
+  const action = useSignal(query.get("action") || "");
+  const load = (before) => {
+    const params = new URLSearchParams({ limit: "50" });
+    if (query.get("action")) params.set("action", query.get("action"));
+    if (before) params.set("before", before);
+    return api("GET", "/audit-log?" + params).then((r) => {
+      items.value = before ? [...items.value, ...r.items] : r.items;
+      next.value = r.next_before;
+    }, (e) => (error.value = e.message));
+  };
+  useEffect(() => {
+    load(null);
+  }, [query.toString()]);
+  return html`<h1>${t("admin")}</h1><${AdminTabs} />
+    <form class="search" role="search" onSubmit=${(ev) => {
+      ev.preventDefault();
+      location.hash = "#/admin/audit?action=" + encodeURIComponent(action.value.trim());
+    }}>
+      <label for="audit-action">${t("action")}</label>
+      <input id="audit-action" type="search" placeholder="webhook.create" value=${action.value} onInput=${(e) => (action.value = e.target.value)} />
+      <button type="submit" id="audit-filter">${t("search")}</button>
+    </form>
+    ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+    <table class="list" id="audit"><thead><tr><th>${t("when")}</th><th>${t("who")}</th><th>${t("action")}</th><th>${t("object")}</th></tr></thead>
+      <tbody>${items.value.map((a) => html`<tr key=${a.id}><td>${when(a.at)}</td><td>${a.actor_label || a.actor_type}</td>
+        <td><code>${a.action}</code></td><td>${a.object_type} ${a.object_id}</td></tr>`)}</tbody></table>
+    ${next.value && html`<button type="button" class="secondary" onClick=${() => load(next.value)}>${t("more")}</button>`}`;
+}
+
 function App() {
   const r = route.value;
   const [path, search] = r.split("?");
@@ -583,6 +755,10 @@ function App() {
   else if (path === "#/subscribers") page = html`<${Subscribers} query=${query} />`;
   else if (path === "#/lists") page = html`<${Lists} />`;
   else if (path === "#/inbox") page = html`<${Inbox} query=${query} />`;
+  else if (path === "#/admin/webhooks") page = html`<${Webhooks} />`;
+  else if ((m = path.match(/^#\/admin\/webhooks\/(\d+)$/))) page = html`<${WebhookLog} id=${m[1]} key=${m[1]} />`;
+  else if (path === "#/admin/api-keys") page = html`<${APIKeys} />`;
+  else if (path === "#/admin/audit") page = html`<${AuditLog} query=${query} />`;
   else if ((m = path.match(/^#\/inbox\/(\d+)$/))) page = html`<${Conversation} id=${m[1]} key=${m[1]} />`;
   else if (session.value && session.value.role === "agent") page = html`<${Inbox} query=${query} />`;
   else page = html`<${CampaignList} />`;

@@ -27,6 +27,11 @@ const texts = {
     send: "Send", shortcuts: "Ctrl+Enter sends · r reply · p pick up · e resolve", pickUp: "Pick up", resolve: "Resolve",
     cstatus_open: "Open", cstatus_pending: "Pending", cstatus_snoozed: "Snoozed", cstatus_resolved: "Resolved",
     newMessage: "New message", desktopNotifications: "Desktop notifications", devicesLabel: "Devices",
+    admin: "Admin", webhooks: "Webhooks", apiKeys: "API keys", auditLog: "Audit log", secretOnce: "The signing secret, shown only now:",
+    keyOnce: "The key, shown only now:", events: "Events", allEvents: "all", enabled: "on", disabled: "off", addWebhook: "Add a webhook",
+    description: "Description", noneMeansAll: "none: all of them", add: "Add", noDeliveries: "Nothing delivered yet.", event: "Event",
+    attempts: "Attempts", redeliver: "Deliver again", role: "Role", prefix: "Starts with", expires: "Expires", revoked: "revoked",
+    revoke: "Revoke", newKey: "New API key", validDays: "Valid for (days)", who: "Who", action: "Action", object: "Object", more: "More",
   },
   de: {
     skip: "Zum Inhalt springen", navigation: "Konsole", campaigns: "Kampagnen", loading: "Wird geladen …",
@@ -53,6 +58,11 @@ const texts = {
     send: "Senden", shortcuts: "Strg+Enter sendet · r antworten · p übernehmen · e erledigen", pickUp: "Übernehmen", resolve: "Erledigt",
     cstatus_open: "Offen", cstatus_pending: "Wartend", cstatus_snoozed: "Zurückgestellt", cstatus_resolved: "Erledigt",
     newMessage: "Neue Nachricht", desktopNotifications: "Desktop-Benachrichtigungen", devicesLabel: "Geräte",
+    admin: "Verwaltung", webhooks: "Webhooks", apiKeys: "API-Schlüssel", auditLog: "Protokoll", secretOnce: "Das Signaturgeheimnis, nur jetzt sichtbar:",
+    keyOnce: "Der Schlüssel, nur jetzt sichtbar:", events: "Ereignisse", allEvents: "alle", enabled: "an", disabled: "aus", addWebhook: "Webhook hinzufügen",
+    description: "Beschreibung", noneMeansAll: "keins: alle", add: "Hinzufügen", noDeliveries: "Noch nichts zugestellt.", event: "Ereignis",
+    attempts: "Versuche", redeliver: "Erneut zustellen", role: "Rolle", prefix: "Beginnt mit", expires: "Läuft ab", revoked: "widerrufen",
+    revoke: "Widerrufen", newKey: "Neuer API-Schlüssel", validDays: "Gültig für (Tage)", who: "Wer", action: "Aktion", object: "Objekt", more: "Mehr",
   },
 };
 
