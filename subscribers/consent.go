@@ -98,9 +98,20 @@ func RecordConsent(ctx context.Context, db database.DB, subscriberID int64, acti
 
 // ConsentRecords returns a subscriber's consent history, oldest first.
 func ConsentRecords(ctx context.Context, db database.DB, subscriberID int64) ([]ConsentRecord, error) {
+	return consentRecords(ctx, db, `WHERE subscriber_id = $1 ORDER BY id`, subscriberID)
+}
+
+// ConsentPage returns a page of a subscriber's consent history, newest
+// first: the limit records before the record id before (0: the newest).
+func ConsentPage(ctx context.Context, db database.DB, subscriberID, before int64, limit int) ([]ConsentRecord, error) {
+	return consentRecords(ctx, db, `WHERE subscriber_id = $1 AND ($2 = 0 OR id < $2) ORDER BY id DESC LIMIT $3`,
+		subscriberID, before, limit)
+}
+
+func consentRecords(ctx context.Context, db database.DB, where string, args ...any) ([]ConsentRecord, error) {
 	rows, err := db.Query(ctx, `SELECT id, subscriber_id, list_id, list_slug, action, source, ip, user_agent,
 			consent_version, detail, created_at
-		FROM consent_records WHERE subscriber_id = $1 ORDER BY id`, subscriberID)
+		FROM consent_records `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("subscribers: consent records: %w", err)
 	}

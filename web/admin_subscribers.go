@@ -185,6 +185,48 @@ func (s *Server) updateSubscriber(c *fiber.Ctx) error {
 	return c.JSON(sub)
 }
 
+// subscriberConsent pages through a subscriber's consent history, newest
+// first. The evidence that names a person (address, browser) is for admins,
+// as whole devices are.
+func (s *Server) subscriberConsent(c *fiber.Ctx) error {
+	id, err := subscriberID(c)
+	if err != nil {
+		return err
+	}
+	before, err := queryInt(c, "before")
+	if err != nil {
+		return err
+	}
+	limit, err := queryLimit(c, 200)
+	if err != nil {
+		return err
+	}
+	if limit == 0 {
+		limit = 50
+	}
+	ctx := c.UserContext()
+	if _, err := subscribers.Get(ctx, s.Pool, id); err != nil {
+		return err
+	}
+	items, err := subscribers.ConsentPage(ctx, s.Pool, id, before, int(limit))
+	if err != nil {
+		return err
+	}
+	if roleOf(c) != access.RoleAdmin {
+		for i := range items {
+			items[i].IP, items[i].UserAgent = nil, nil
+		}
+	}
+	var next *int64
+	if len(items) == int(limit) {
+		next = &items[len(items)-1].ID
+	}
+	if items == nil {
+		items = []subscribers.ConsentRecord{}
+	}
+	return c.JSON(fiber.Map{"items": items, "next_before": next})
+}
+
 func (s *Server) exportSubscriber(c *fiber.Ctx) error {
 	id, err := subscriberID(c)
 	if err != nil {

@@ -193,6 +193,12 @@ func TestConsoleSubscribersInChromium(t *testing.T) {
 	if err != nil || !strings.HasPrefix(heading, "Abonnenten") {
 		t.Fatalf("German heading: %q %v", heading, err)
 	}
+	// A marketer sees a subscriber's consent history.
+	if err := chromedp.Do(step(), chromedp.Click(chromedp.CSS(`#subscribers tbody a`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#consent") && document.querySelector("#consent").textContent.includes("opt_in_request")`),
+	); err != nil {
+		t.Fatalf("consent history: %v", err)
+	}
 }
 
 // TestConsoleComposerInChromium: a marketer writes a campaign with the

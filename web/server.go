@@ -186,6 +186,7 @@ func (s *Server) routes(r *router) {
 	r.add(patch, "/api/v1/subscribers/:id", adminOrMarketer, checkParams, s.updateSubscriber)
 	r.add(del, "/api/v1/subscribers/:id", adminOnly, checkParams, s.eraseSubscriber)
 	r.add(post, "/api/v1/subscribers/:id/erase", adminOnly, checkParams, s.eraseSubscriber)
+	r.add(get, "/api/v1/subscribers/:id/consent", adminOrMarketer, checkParams, s.subscriberConsent)
 	r.add(get, "/api/v1/subscribers/:id/export", adminOnly, checkParams, s.exportSubscriber)
 	r.add(put, "/api/v1/subscribers/:id/devices/:device", adminOnly, checkParams, s.markTestDevice)
 

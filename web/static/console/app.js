@@ -260,6 +260,21 @@ function Subscribers({ query }) {
     </div>`;
 }
 
+// ConsentHistory is what the subscriber agreed to and when, newest first.
+function ConsentHistory({ id }) {
+  const items = useSignal(null);
+  useEffect(() => {
+    api("GET", "/subscribers/" + id + "/consent?limit=50").then((r) => (items.value = r.items), () => (items.value = []));
+  }, [id]);
+  if (!items.value) return null;
+  return html`<h2>${t("consentHistory")}</h2>
+    ${items.value.length === 0 ? html`<p>–</p>` : html`<table class="list" id="consent"><thead><tr><th>${t("when")}</th>
+      <th>${t("action")}</th><th>${t("lists")}</th><th>${t("source")}</th><th>${t("consentVersion")}</th></tr></thead>
+      <tbody>${items.value.map((r) => html`<tr key=${r.id}><td>${when(r.created_at)}</td><td><code>${r.action}</code></td>
+        <td>${r.list || ""}</td><td>${r.source}${r.detail ? " · " + r.detail : ""}${r.ip ? " · " + r.ip : ""}</td>
+        <td>${r.consent_version ?? ""}</td></tr>`)}</tbody></table>`}`;
+}
+
 function SubscriberPage({ id }) {
   const sub = useSignal(null);
   const error = useSignal("");
@@ -285,6 +300,7 @@ function SubscriberPage({ id }) {
       : html`<ul id="memberships">${x.memberships.map(
           (m) => html`<li key=${m.list_id}><strong>${m.list_name}</strong> · ${t("membership_" + m.status)}</li>`,
         )}</ul>`}
+    ${session.value.role !== "agent" && html`<${ConsentHistory} id=${id} />`}
     <h2>${t("devicesLabel")}</h2>
     ${x.devices.length === 0
       ? html`<p>${t("noDevices")}</p>`

@@ -32,6 +32,7 @@ const texts = {
     description: "Description", noneMeansAll: "none: all of them", add: "Add", noDeliveries: "Nothing delivered yet.", event: "Event",
     attempts: "Attempts", redeliver: "Deliver again", role: "Role", prefix: "Starts with", expires: "Expires", revoked: "revoked",
     revoke: "Revoke", newKey: "New API key", validDays: "Valid for (days)", who: "Who", action: "Action", object: "Object", more: "More",
+    consentHistory: "Consent history", source: "Source", consentVersion: "Consent text version",
   },
   de: {
     skip: "Zum Inhalt springen", navigation: "Konsole", campaigns: "Kampagnen", loading: "Wird geladen …",
@@ -63,6 +64,7 @@ const texts = {
     description: "Beschreibung", noneMeansAll: "keins: alle", add: "Hinzufügen", noDeliveries: "Noch nichts zugestellt.", event: "Ereignis",
     attempts: "Versuche", redeliver: "Erneut zustellen", role: "Rolle", prefix: "Beginnt mit", expires: "Läuft ab", revoked: "widerrufen",
     revoke: "Widerrufen", newKey: "Neuer API-Schlüssel", validDays: "Gültig für (Tage)", who: "Wer", action: "Aktion", object: "Objekt", more: "Mehr",
+    consentHistory: "Einwilligungen", source: "Quelle", consentVersion: "Version des Einwilligungstexts",
   },
 };
 
