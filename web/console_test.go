@@ -296,6 +296,17 @@ func TestConsoleInboxInChromium(t *testing.T) {
 	); err != nil {
 		t.Fatalf("see the message arrive, pick it up, answer: %v", err)
 	}
+	// Labels, then snoozed until tomorrow.
+	if err := chromedp.Do(step(20*time.Second),
+		chromedp.SendKeys(chromedp.CSS(`#labels`), "vip, billing"),
+		chromedp.Click(chromedp.CSS(`#save-labels`)),
+		// The server keeps them sorted: the page shows what it saved.
+		chromedp.Poll[chromedp.Void](`document.querySelector("#labels").value === "billing, vip"`),
+		chromedp.Click(chromedp.CSS(`#snooze`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#conversation-status").textContent === "Snoozed"`),
+	); err != nil {
+		t.Fatalf("label and snooze: %v", err)
+	}
 	docsScreenshot(t, step(20*time.Second), "console-inbox")
 	// The page's event stream holds a connection the server's shutdown
 	// would wait for.

@@ -506,6 +506,27 @@ function Conversation({ id }) {
       error.value = e.message;
     }
   }
+  async function snooze() {
+    const until = new Date();
+    until.setDate(until.getDate() + 1);
+    until.setHours(9, 0, 0, 0);
+    try {
+      await api("POST", "/conversations/" + id + "/snooze", { until: until.toISOString() });
+      await load();
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
+  async function saveLabels(ev) {
+    ev.preventDefault();
+    const labels = ev.target.elements.labels.value.split(",").map((x) => x.trim()).filter(Boolean);
+    try {
+      await api("PUT", "/conversations/" + id + "/labels", { labels });
+      await load();
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
   async function send() {
     const body = draft.value.trim();
     if (!body) return;
@@ -577,7 +598,15 @@ function Conversation({ id }) {
         <div class="actions">
           ${c.assignee_id !== me && html`<button type="button" id="pick-up" onClick=${() => act("pick-up")}>${t("pickUp")}</button>`}
           ${c.status !== "resolved" && html`<button type="button" class="secondary" id="resolve" onClick=${() => act("resolve")}>${t("resolve")}</button>`}
+          ${c.status !== "snoozed" && c.status !== "resolved" &&
+          html`<button type="button" class="secondary" id="snooze" onClick=${snooze}>${t("snoozeTomorrow")}</button>`}
+          ${c.status === "snoozed" && html`<p class="muted">${t("snoozedUntil")} ${when(c.snoozed_until)}</p>`}
         </div>
+        <form class="labels" onSubmit=${saveLabels} key=${(c.labels || []).join(",")}>
+          <label for="labels">${t("labels")}</label>
+          <input id="labels" name="labels" type="text" value=${(c.labels || []).join(", ")} placeholder="vip, billing" />
+          <button type="submit" class="secondary small" id="save-labels">${t("save")}</button>
+        </form>
         <dl class="fields">
           <dt>${t("externalId")}</dt><dd>${sub.external_id || "–"}</dd>
           <dt>${t("email")}</dt><dd>${sub.email || "–"}</dd>

@@ -33,6 +33,7 @@ const texts = {
     attempts: "Attempts", redeliver: "Deliver again", role: "Role", prefix: "Starts with", expires: "Expires", revoked: "revoked",
     revoke: "Revoke", newKey: "New API key", validDays: "Valid for (days)", who: "Who", action: "Action", object: "Object", more: "More",
     consentHistory: "Consent history", source: "Source", consentVersion: "Consent text version",
+    snoozeTomorrow: "Snooze until tomorrow 9:00", snoozedUntil: "Snoozed until", labels: "Labels", save: "Save",
   },
   de: {
     skip: "Zum Inhalt springen", navigation: "Konsole", campaigns: "Kampagnen", loading: "Wird geladen …",
@@ -65,6 +66,7 @@ const texts = {
     attempts: "Versuche", redeliver: "Erneut zustellen", role: "Rolle", prefix: "Beginnt mit", expires: "Läuft ab", revoked: "widerrufen",
     revoke: "Widerrufen", newKey: "Neuer API-Schlüssel", validDays: "Gültig für (Tage)", who: "Wer", action: "Aktion", object: "Objekt", more: "Mehr",
     consentHistory: "Einwilligungen", source: "Quelle", consentVersion: "Version des Einwilligungstexts",
+    snoozeTomorrow: "Zurückstellen bis morgen 9:00", snoozedUntil: "Zurückgestellt bis", labels: "Labels", save: "Speichern",
   },
 };
 
