@@ -296,6 +296,34 @@ func TestConsoleInboxInChromium(t *testing.T) {
 	); err != nil {
 		t.Fatalf("see the message arrive, pick it up, answer: %v", err)
 	}
+	// The subscriber types: the agent sees it.
+	if res := b.postJSON("/public/v1/conversation/typing", token, nil); res.status != http.StatusNoContent {
+		t.Fatalf("the subscriber types: %d %s", res.status, res.body)
+	}
+	if err := chromedp.Do(step(20*time.Second), chromedp.WaitVisible(chromedp.CSS(`#subscriber-typing`))); err != nil {
+		t.Fatalf("no typing mark: %v", err)
+	}
+	// Available for new conversations, as the server keeps it.
+	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/console?lang=en#/inbox"),
+		chromedp.WaitVisible(chromedp.CSS(`#availability input`)),
+		chromedp.Click(chromedp.CSS(`#availability input`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#availability input").checked === true`),
+	); err != nil {
+		t.Fatalf("availability: %v", err)
+	}
+	// The box changes at the click; the server's answer follows.
+	waitFor(t, func() bool {
+		for _, a := range b.do(http.MethodGet, "/api/v1/agents", b.admin, "", nil).json(t)["items"].([]any) {
+			if a := a.(map[string]any); int64(a["user_id"].(float64)) == agent.ID {
+				return a["available"] == true
+			}
+		}
+		return false
+	})
+	if err := chromedp.Do(step(20*time.Second), chromedp.Evaluate[chromedp.Void](`history.back()`),
+		chromedp.WaitVisible(chromedp.CSS(`#labels`))); err != nil {
+		t.Fatalf("back to the conversation: %v", err)
+	}
 	// Labels, then snoozed until tomorrow.
 	if err := chromedp.Do(step(20*time.Second),
 		chromedp.SendKeys(chromedp.CSS(`#labels`), "vip, billing"),

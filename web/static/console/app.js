@@ -431,10 +431,56 @@ function startEvents() {
     "conversation.transactional"]) {
     es.addEventListener(topic, onEvent);
   }
+  es.addEventListener("signal", onSignal);
   es.addEventListener("reset", () => location.reload());
 }
 
+// Passing signals (typing, viewing) by conversation: who, and until when
+// the mark stays.
+const signals = signal({});
+function onSignal(ev) {
+  let d;
+  try {
+    d = JSON.parse(ev.data);
+  } catch {
+    return;
+  }
+  const key = d.conversation_id + ":" + d.type + ":" + (d.user_id || d.author);
+  signals.value = { ...signals.value, [key]: { ...d, until: Date.now() + (d.type === "typing" ? 5000 : 35000) } };
+  setTimeout(() => (signals.value = { ...signals.value }), d.type === "typing" ? 5100 : 35100);
+}
+function marks(conversationID, type) {
+  return Object.values(signals.value).filter(
+    (x) => String(x.conversation_id) === String(conversationID) && x.type === type && x.until > Date.now() &&
+      !(x.user_id && session.value.user && x.user_id === session.value.user.id),
+  );
+}
+
 const views = [["unassigned", "none"], ["mine", "me"], ["all", "any"]];
+
+// Availability: whether the inbox's automatic assignment may give this
+// person conversations.
+const available = signal(null);
+function Availability() {
+  useEffect(() => {
+    api("GET", "/agents").then((r) => {
+      const me = (r.items || []).find((a) => session.value.user && a.user_id === session.value.user.id);
+      // A click that came first has the last word.
+      if (available.value === null) available.value = me ? me.available : false;
+    }, () => {});
+  }, []);
+  async function toggle(e) {
+    const want = e.target.checked;
+    try {
+      const r = await api("PUT", "/agents/me", { available: want });
+      available.value = r.available;
+    } catch {
+      available.value = !want;
+    }
+  }
+  return html`<label class="check" id="availability"><input type="checkbox" checked=${available.value === true}
+    onChange=${toggle} /> ${t("available")}</label>`;
+}
 
 function Inbox({ query }) {
   const view = query.get("view") || "unassigned";
@@ -451,6 +497,7 @@ function Inbox({ query }) {
       ([v]) => html`<a key=${v} role="tab" id=${"view-" + v} aria-selected=${v === view ? "true" : "false"}
         href=${"#/inbox?view=" + v}>${t("view_" + v)} <span class="count">${number[v] ?? ""}</span></a>`,
     )}
+      ${session.value.kind === "session" && html`<${Availability} />`}
       ${"Notification" in window && Notification.permission === "default" &&
       html`<button type="button" class="secondary small" onClick=${() => Notification.requestPermission()}>${t("desktopNotifications")}</button>`}
     </p>
@@ -494,10 +541,23 @@ function Conversation({ id }) {
     const e = lastEvent.value;
     if (e && ((e.data && String(e.data.conversation_id) === String(id)) || e.object_id === String(id))) load();
   }, [inboxTick.value]);
+  let lastTyping = 0;
   const setDraft = (v) => {
     draft.value = v;
     localStorage.setItem("herald-draft-" + id, v);
+    // The subscriber sees that someone is answering (at most every 3 s).
+    if (v && !note.value && Date.now() - lastTyping > 3000) {
+      lastTyping = Date.now();
+      api("POST", "/conversations/" + id + "/typing").catch(() => {});
+    }
   };
+  // Others see who has the conversation on screen.
+  useEffect(() => {
+    const view = () => api("POST", "/conversations/" + id + "/viewing").catch(() => {});
+    view();
+    const timer = setInterval(view, 20000);
+    return () => clearInterval(timer);
+  }, [id]);
   async function act(action) {
     try {
       await api("POST", "/conversations/" + id + "/" + action);
@@ -572,12 +632,15 @@ function Conversation({ id }) {
         <h1 id="conversation-title">${sub.email || sub.external_id || "#" + c.subscriber_id}</h1>
         <p>${t("status")}: <strong id="conversation-status">${t("cstatus_" + c.status)}</strong>${" · "}${t("assignee")}:${" "}<span id="assignee">${c.assignee_name || t("nobody")}</span></p>
         ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+        ${marks(id, "viewing").length > 0 &&
+        html`<p class="muted" id="viewers">${t("alsoViewing")} ${marks(id, "viewing").map((x) => x.name).join(", ")}</p>`}
         <ol class="messages" id="messages" aria-live="polite">${[...messages.value, ...pending.value].map(
           (m) => html`<li key=${m.id} class=${"message " + m.author + (m.private ? " note" : "") + (m.pending ? " pending" : "")}>
             <div class="meta">${m.private ? t("note") + " · " : ""}${m.author === "subscriber" ? t("subscriber") : m.author_name || m.author}
               ${m.read_at ? html` · <span class="read">${t("read")}</span>` : m.delivered_at ? html` · ${t("deliveredShort")}` : ""}</div>
             <div class="text">${m.body}</div></li>`,
         )}</ol>
+        ${marks(id, "typing").some((x) => x.author === "subscriber") && html`<p class="muted" id="subscriber-typing">${t("subscriberTyping")}</p>`}
         <div class="reply">
           <label for="reply">${note.value ? t("noteLabel") : t("replyLabel")}</label>
           <textarea id="reply" value=${draft.value} onInput=${(e) => setDraft(e.target.value)} onKeyDown=${keys}></textarea>

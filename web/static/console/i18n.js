@@ -34,6 +34,7 @@ const texts = {
     revoke: "Revoke", newKey: "New API key", validDays: "Valid for (days)", who: "Who", action: "Action", object: "Object", more: "More",
     consentHistory: "Consent history", source: "Source", consentVersion: "Consent text version",
     snoozeTomorrow: "Snooze until tomorrow 9:00", snoozedUntil: "Snoozed until", labels: "Labels", save: "Save",
+    subscriberTyping: "The subscriber is typing…", alsoViewing: "Also looking at it:", available: "Available for new conversations",
   },
   de: {
     skip: "Zum Inhalt springen", navigation: "Konsole", campaigns: "Kampagnen", loading: "Wird geladen …",
@@ -67,6 +68,7 @@ const texts = {
     revoke: "Widerrufen", newKey: "Neuer API-Schlüssel", validDays: "Gültig für (Tage)", who: "Wer", action: "Aktion", object: "Objekt", more: "Mehr",
     consentHistory: "Einwilligungen", source: "Quelle", consentVersion: "Version des Einwilligungstexts",
     snoozeTomorrow: "Zurückstellen bis morgen 9:00", snoozedUntil: "Zurückgestellt bis", labels: "Labels", save: "Speichern",
+    subscriberTyping: "Der Abonnent schreibt …", alsoViewing: "Sieht sich das auch an:", available: "Verfügbar für neue Unterhaltungen",
   },
 };
 
