@@ -126,6 +126,31 @@ func GetList(ctx context.Context, db database.DB, slug string) (*List, error) {
 	return l, err
 }
 
+// PublicListsByID returns, of the lists with the given ids, the public
+// ones, by id: one query for a page that shows several.
+func PublicListsByID(ctx context.Context, db database.DB, ids []int64) (map[int64]*List, error) {
+	out := map[int64]*List{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := db.Query(ctx, `SELECT `+listColumns+` FROM lists WHERE id = ANY($1) AND visibility = 'public'`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("subscribers: lists by id: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		l, err := scanList(rows)
+		if err != nil {
+			return nil, fmt.Errorf("subscribers: lists by id: %w", err)
+		}
+		out[l.ID] = l
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("subscribers: lists by id: %w", err)
+	}
+	return out, nil
+}
+
 // GetListByID returns a list by id.
 func GetListByID(ctx context.Context, db database.DB, id int64) (*List, error) {
 	l, err := scanList(db.QueryRow(ctx, `SELECT `+listColumns+` FROM lists WHERE id = $1`, id))

@@ -193,11 +193,7 @@ func (s *Server) subscriberConsent(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	before, err := queryInt(c, "before")
-	if err != nil {
-		return err
-	}
-	limit, err := queryLimit(c, 200)
+	before, limit, err := beforePage(c, 200)
 	if err != nil {
 		return err
 	}

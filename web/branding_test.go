@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/herald-im/herald/optin"
 	"github.com/herald-im/herald/subscribers"
 )
 
@@ -106,14 +105,8 @@ func TestBranding(t *testing.T) {
 
 	t.Run("PreferencePageShowsTheSubscribersApp", func(t *testing.T) {
 		t.Parallel()
-		ext := "brand-" + randomSuffix()
-		hmac := optin.IdentityHMAC(b.identity, ext)
-		if res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": colored, "external_id": ext,
-			"identity_hmac": hmac, "device": map[string]any{"platform": "fcm", "token": b.sim.NewFCMToken()}}); res.status >= 300 {
-			t.Fatalf("subscribe: %d %s", res.status, res.body)
-		}
-		res := b.postJSON("/public/v1/preferences", "", map[string]any{"app": b.appSlug, "external_id": ext, "identity_hmac": hmac})
-		page := string(b.do(http.MethodGet, b.pathOf(res.json(t)["preferences_url"].(string)), "", "", nil).body)
+		path := b.subscribedWithPreferences("brand-"+randomSuffix(), colored)
+		page := string(b.do(http.MethodGet, path, "", "", nil).body)
 		if !strings.Contains(page, "Sent by Muster GmbH.") || !strings.Contains(page, `<img class="logo" src="`+logoURL+`"`) {
 			t.Errorf("preferences page: %s", page)
 		}

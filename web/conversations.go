@@ -54,6 +54,16 @@ func queryLimit(c *fiber.Ctx, most int64) (int64, error) {
 	return n, nil
 }
 
+// beforePage reads a newest-first page's ?before= (an id, 0 for the
+// newest) and ?limit= (see queryLimit).
+func beforePage(c *fiber.Ctx, most int64) (before, limit int64, err error) {
+	if before, err = queryInt(c, "before"); err != nil {
+		return 0, 0, err
+	}
+	limit, err = queryLimit(c, most)
+	return before, limit, err
+}
+
 func (s *Server) listConversations(c *fiber.Ctx) error {
 	team, err := queryInt(c, "team_id")
 	if err != nil {
@@ -81,11 +91,7 @@ func (s *Server) conversationCounts(c *fiber.Ctx) error {
 }
 
 func (s *Server) searchMessages(c *fiber.Ctx) error {
-	before, err := queryInt(c, "before")
-	if err != nil {
-		return err
-	}
-	limit, err := queryLimit(c, 100)
+	before, limit, err := beforePage(c, 100)
 	if err != nil {
 		return err
 	}
@@ -113,11 +119,7 @@ func (s *Server) conversationMessages(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	before, err := queryInt(c, "before")
-	if err != nil {
-		return err
-	}
-	limit, err := queryLimit(c, 200)
+	before, limit, err := beforePage(c, 200)
 	if err != nil {
 		return err
 	}

@@ -213,18 +213,15 @@ func (s *Server) renderPreferences(c *fiber.Ctx, subID int64, notice string) err
 	if err != nil {
 		return err
 	}
-	rejoin := map[int64]*subscribers.List{}
+	var left []int64
 	for _, ms := range m {
-		if ms.Status != subscribers.StatusUnsubscribed {
-			continue
+		if ms.Status == subscribers.StatusUnsubscribed {
+			left = append(left, ms.ListID)
 		}
-		list, err := subscribers.GetListByID(ctx, s.Pool, ms.ListID)
-		if err != nil {
-			return err
-		}
-		if list.Visibility == "public" {
-			rejoin[list.ID] = list
-		}
+	}
+	rejoin, err := subscribers.PublicListsByID(ctx, s.Pool, left)
+	if err != nil {
+		return err
 	}
 	l := messages[s.langOf(c)]
 	b, err := s.subscriberBrand(ctx, subID, nil)

@@ -114,11 +114,7 @@ func (s *Server) subscriberSend(c *fiber.Ctx) error {
 
 func (s *Server) subscriberHistory(c *fiber.Ctx) error {
 	subID, appID := conversationCaller(c)
-	before, err := queryInt(c, "before")
-	if err != nil {
-		return err
-	}
-	limit, err := queryLimit(c, 200)
+	before, limit, err := beforePage(c, 200)
 	if err != nil {
 		return err
 	}

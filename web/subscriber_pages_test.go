@@ -23,24 +23,11 @@ func TestSubscriberPagesSpeakTheirLanguage(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	ext := "lang-" + randomSuffix()
-	hmac := optin.IdentityHMAC(b.identity, ext)
 	second, name, single := "zweite-"+randomSuffix(), "Zweite Liste", "single"
 	if _, err := subscribers.CreateList(ctx, b.pool, subscribers.ListParams{Slug: &second, Name: &name, OptIn: &single}); err != nil {
 		t.Fatal(err)
 	}
-	for _, list := range []string{b.list, second} {
-		res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": list, "external_id": ext,
-			"identity_hmac": hmac, "device": map[string]any{"platform": "fcm", "token": b.sim.NewFCMToken()}})
-		if res.status >= 300 {
-			t.Fatalf("subscribe: %d %s", res.status, res.body)
-		}
-	}
-	res := b.postJSON("/public/v1/preferences", "", map[string]any{"app": b.appSlug, "external_id": ext, "identity_hmac": hmac})
-	if res.status != http.StatusOK {
-		t.Fatalf("preferences: %d %s", res.status, res.body)
-	}
-	prefs := b.pathOf(res.json(t)["preferences_url"].(string))
+	prefs := b.subscribedWithPreferences("lang-"+randomSuffix(), b.list, second)
 
 	const german = "de-DE,de;q=0.9,en;q=0.8"
 	optInPage := "/l/" + b.list + "?app=" + b.appSlug
@@ -153,16 +140,7 @@ func TestPreferencesPageRejoin(t *testing.T) {
 			t.Fatal(err)
 		}
 		ext := "again-" + randomSuffix()
-		hmac := optin.IdentityHMAC(b.identity, ext)
-		for _, list := range []string{f.public, f.private} {
-			res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": list, "external_id": ext,
-				"identity_hmac": hmac, "device": map[string]any{"platform": "fcm", "token": b.sim.NewFCMToken()}})
-			if res.status >= 300 {
-				t.Fatalf("subscribe to %s: %d %s", list, res.status, res.body)
-			}
-		}
-		res := b.postJSON("/public/v1/preferences", "", map[string]any{"app": b.appSlug, "external_id": ext, "identity_hmac": hmac})
-		f.page = b.pathOf(res.json(t)["preferences_url"].(string))
+		f.page = b.subscribedWithPreferences(ext, f.public, f.private)
 		if err := b.pool.QueryRow(ctx, `SELECT id FROM subscribers WHERE external_id = $1`, ext).Scan(&f.subID); err != nil {
 			t.Fatal(err)
 		}
@@ -336,4 +314,24 @@ func TestPreferencesPageRejoin(t *testing.T) {
 			t.Fatalf("a hostile form joined: %s", st)
 		}
 	})
+}
+
+// subscribedWithPreferences subscribes the person with external id ext to
+// lists (each with an FCM device, through the public API with the app's
+// identity proof) and returns the path of their preference page.
+func (b *testBundle) subscribedWithPreferences(ext string, lists ...string) string {
+	b.t.Helper()
+	hmac := optin.IdentityHMAC(b.identity, ext)
+	for _, list := range lists {
+		res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": list, "external_id": ext,
+			"identity_hmac": hmac, "device": map[string]any{"platform": "fcm", "token": b.sim.NewFCMToken()}})
+		if res.status >= 300 {
+			b.t.Fatalf("subscribe to %s: %d %s", list, res.status, res.body)
+		}
+	}
+	res := b.postJSON("/public/v1/preferences", "", map[string]any{"app": b.appSlug, "external_id": ext, "identity_hmac": hmac})
+	if res.status != http.StatusOK {
+		b.t.Fatalf("preferences: %d %s", res.status, res.body)
+	}
+	return b.pathOf(res.json(b.t)["preferences_url"].(string))
 }
