@@ -119,12 +119,38 @@ func GetByID(ctx context.Context, db database.DB, id int64) (*App, error) {
 	return get(ctx, db, "id = $1", id)
 }
 
+// List returns every app, by slug.
+func List(ctx context.Context, db database.DB) ([]App, error) {
+	rows, err := db.Query(ctx, `SELECT `+appColumns+` FROM apps ORDER BY slug`)
+	if err != nil {
+		return nil, fmt.Errorf("apps: list: %w", err)
+	}
+	defer rows.Close()
+	out := []App{}
+	for rows.Next() {
+		var a App
+		if err := rows.Scan(appFields(&a)...); err != nil {
+			return nil, fmt.Errorf("apps: unable to fetch app: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("apps: unable to fetch app: %w", err)
+	}
+	return out, nil
+}
+
+const appColumns = `id, slug, name, vapid_public_key, company_name, privacy_url, imprint_url, accent_color,
+	coalesce(logo_type, ''), created_at, updated_at`
+
+func appFields(a *App) []any {
+	return []any{&a.ID, &a.Slug, &a.Name, &a.VAPIDPublicKey, &a.CompanyName, &a.PrivacyURL, &a.ImprintURL, &a.AccentColor,
+		&a.LogoType, &a.CreatedAt, &a.UpdatedAt}
+}
+
 func get(ctx context.Context, db database.DB, where string, arg any) (*App, error) {
 	var a App
-	err := db.QueryRow(ctx, `SELECT id, slug, name, vapid_public_key, company_name, privacy_url, imprint_url, accent_color,
-			coalesce(logo_type, ''), created_at, updated_at FROM apps WHERE `+where, arg).
-		Scan(&a.ID, &a.Slug, &a.Name, &a.VAPIDPublicKey, &a.CompanyName, &a.PrivacyURL, &a.ImprintURL, &a.AccentColor,
-			&a.LogoType, &a.CreatedAt, &a.UpdatedAt)
+	err := db.QueryRow(ctx, `SELECT `+appColumns+` FROM apps WHERE `+where, arg).Scan(appFields(&a)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -95,6 +95,30 @@ func (s *Service) SubscriberConversation(ctx context.Context, subscriberID, appI
 	return c, err
 }
 
+// OfSubscriber returns a subscriber's conversations, one per app at most,
+// most recently active first: what the console's subscriber page links to.
+func (s *Service) OfSubscriber(ctx context.Context, subscriberID int64) ([]Conversation, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+conversationColumns+` FROM `+conversationFrom+`
+		WHERE c.subscriber_id = $1
+		ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC`, subscriberID)
+	if err != nil {
+		return nil, fmt.Errorf("conversations: of subscriber: %w", err)
+	}
+	defer rows.Close()
+	out := []Conversation{}
+	for rows.Next() {
+		c, err := scanConversation(rows)
+		if err != nil {
+			return nil, fmt.Errorf("conversations: unable to fetch conversation: %w", err)
+		}
+		out = append(out, *c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("conversations: of subscriber: %w", err)
+	}
+	return out, nil
+}
+
 // event is the payload of a conversation's outbox events: what a live
 // view needs to update without reading it back, and the ids a webhook
 // receiver or an erasure looks for.

@@ -71,7 +71,8 @@ func TestAccess(t *testing.T) {
 		}
 		res = b.send(b.app, request{method: http.MethodPost, path: path,
 			form: url.Values{"name": {"Ina Vite"}, "password": {testPassword}, "password2": {testPassword}}})
-		if res.status != http.StatusSeeOther || res.header.Get("Location") != "/account" {
+		// A new person lands in the console.
+		if res.status != http.StatusSeeOther || res.header.Get("Location") != "/console" {
 			t.Fatalf("set password: %d %s %s", res.status, res.header.Get("Location"), res.body)
 		}
 		first := cookieValue(res, "herald_session")

@@ -290,7 +290,8 @@ func (s *Server) accessSubmit(c *fiber.Ctx) error {
 		return err
 	}
 	s.setSessionCookie(c, res.SessionID, res.ExpiresAt)
-	return c.Redirect(nextStep(res.Stage, "/account"), fiber.StatusSeeOther)
+	// A new person (or one whose access was reset) lands where the work is.
+	return c.Redirect(nextStep(res.Stage, "/console"), fiber.StatusSeeOther)
 }
 
 // fieldProblem is a validation error as a page shows it.

@@ -8,8 +8,62 @@ import (
 
 	"github.com/herald-im/herald/apikeys"
 	"github.com/herald-im/herald/apps"
+	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/invalid"
+	"github.com/herald-im/herald/subscribers"
 )
+
+// listApps lists every app as admins see it (without identity secrets:
+// those are on each app's own page).
+func (s *Server) listApps(c *fiber.Ctx) error {
+	list, err := apps.List(c.UserContext(), s.Pool)
+	if err != nil {
+		return err
+	}
+	items := make([]fiber.Map, len(list))
+	for i := range list {
+		items[i] = appSummary(&list[i])
+	}
+	return c.JSON(fiber.Map{"items": items})
+}
+
+// testPush sends the app's test notification to one of its devices and
+// answers with the provider's outcome.
+func (s *Server) testPush(c *fiber.Ctx) error {
+	var req struct {
+		DeviceID int64 `json:"device_id"`
+	}
+	if err := s.decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.DeviceID <= 0 {
+		return invalid.Field("device_id", "is required: the id of one of the app's devices")
+	}
+	if s.Senders == nil {
+		return problem(c, fiber.StatusServiceUnavailable, "Unavailable", "this process sends no pushes")
+	}
+	ctx := c.UserContext()
+	app, err := apps.Get(ctx, s.Pool, c.Params("slug"))
+	if err != nil {
+		return err
+	}
+	d, err := subscribers.GetDevice(ctx, s.Pool, req.DeviceID)
+	if errors.Is(err, subscribers.ErrNotFound) || (err == nil && d.AppID != app.ID) {
+		return invalid.Field("device_id", "is not a device of this app")
+	}
+	if err != nil {
+		return err
+	}
+	if !d.Active {
+		return invalid.Field("device_id", "the device is no longer active: its provider said it is gone")
+	}
+	o, err := s.Senders.TestPush(ctx, actorOf(c), app, d.ToDelivery())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"device_id": d.ID, "platform": d.Platform,
+		"outcome": campaigns.TestSendOutcome{Class: o.Class, Reason: o.Reason, ProviderID: o.ProviderID, StatusCode: o.StatusCode}})
+}
 
 // getApp shows an app to admins, including the identity secret its backend
 // needs to compute identity_hmac; provider credentials are never returned.
@@ -24,6 +78,16 @@ func (s *Server) getApp(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(appView(app, sec))
+}
+
+// appSummary is an app in the admins' list.
+func appSummary(app *apps.App) fiber.Map {
+	logo := ""
+	if app.LogoType != "" {
+		logo = logoPath(app)
+	}
+	return fiber.Map{"id": app.ID, "slug": app.Slug, "name": app.Name, "company_name": app.CompanyName,
+		"accent_color": app.AccentColor, "logo_url": logo, "created_at": app.CreatedAt, "updated_at": app.UpdatedAt}
 }
 
 // appView is an app as admins see it.

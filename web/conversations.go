@@ -64,6 +64,20 @@ func beforePage(c *fiber.Ctx, most int64) (before, limit int64, err error) {
 	return before, limit, err
 }
 
+// subscriberConversations lists a subscriber's conversations (one per
+// app), for their page in the console.
+func (s *Server) subscriberConversations(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "a subscriber")
+	if err != nil {
+		return err
+	}
+	items, err := s.Conversations.OfSubscriber(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"items": items})
+}
+
 func (s *Server) listConversations(c *fiber.Ctx) error {
 	team, err := queryInt(c, "team_id")
 	if err != nil {

@@ -35,7 +35,7 @@ func (b *testBundle) appWith(change func(*config.Config)) *fiber.App {
 	senders := apps.NewSenders(b.pool, b.store, delivery.Options{RootCAs: b.sim.CertPool()}, logger)
 	camp := campaigns.NewService(b.pool, dbtest.Inserter(b.pool), senders, b.optin, campaigns.Config{PublicURL: cfg.PublicURL, Secret: cfg.Secret, BatchSize: 50}, logger)
 	return web.New(web.Deps{
-		Config: &cfg, Pool: b.pool, River: b.river, OptIn: b.optin, Campaigns: camp, Apps: b.store, Users: b.users, Subscribers: subscribers.NewService(b.pool, dbtest.Inserter(b.pool), nil),
+		Config: &cfg, Pool: b.pool, River: b.river, OptIn: b.optin, Campaigns: camp, Apps: b.store, Senders: senders, Users: b.users, Subscribers: subscribers.NewService(b.pool, dbtest.Inserter(b.pool), nil),
 		Conversations: b.conv, Hub: b.hub, Webhooks: b.hooks, Logger: logger, Registry: prometheus.NewRegistry(),
 		Ready: func(ctx context.Context) error { return b.pool.Ping(ctx) },
 	})

@@ -153,7 +153,7 @@ func newEnv(t *testing.T) *env {
 	userSvc := users.NewService(pool, users.Config{Secret: cfg.Secret, PublicURL: cfg.PublicURL,
 		Password: users.Params{Memory: 1024, Time: 1, Threads: 1}}, logger)
 	app := web.New(web.Deps{
-		Config: cfg, Pool: pool, River: client, OptIn: svc, Campaigns: campaignSvc, Apps: store, Subscribers: subscribers.NewService(pool, dbtest.Inserter(pool), logger), Users: userSvc, Logger: logger,
+		Config: cfg, Pool: pool, River: client, OptIn: svc, Campaigns: campaignSvc, Apps: store, Senders: senders, Subscribers: subscribers.NewService(pool, dbtest.Inserter(pool), logger), Users: userSvc, Logger: logger,
 		Conversations: convSvc, Hub: hub, Webhooks: hooks,
 		Registry: prometheus.NewRegistry(), Ready: func(ctx context.Context) error { return pool.Ping(ctx) },
 	})

@@ -40,7 +40,7 @@ func TestOnlyThePublicAPIAndPagesSpendTheAddressBudget(t *testing.T) {
 	const addr = "192.0.2.50"
 	for range 2 * perIP {
 		for _, r := range []struct{ path, key string }{
-			{"/sw.js", ""}, {"/embed.js", ""}, {"/static/style.css", ""}, {"/healthz", ""}, {"/", ""},
+			{"/sw.js", ""}, {"/embed.js", ""}, {"/widget.js", ""}, {"/static/style.css", ""}, {"/healthz", ""}, {"/", ""},
 			{"/no-such-page", ""}, {"/public/v1/no-such-route", ""}, {"/api/v1/no-such-route", b.admin},
 		} {
 			res := b.doFrom(app, addr, http.MethodGet, r.path, r.key, "", nil)

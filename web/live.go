@@ -223,7 +223,10 @@ func (s *Server) staffEvents(c *fiber.Ctx) error {
 }
 
 // subscriberTopics are the events a subscriber's own stream carries.
-var subscriberTopics = map[string]bool{"conversation.message": true, "conversation.keyword": true, "conversation.transactional": true}
+// conversation.read (an agent read the conversation) becomes "read", for
+// the widget's seen mark.
+var subscriberTopics = map[string]bool{"conversation.message": true, "conversation.keyword": true,
+	"conversation.transactional": true, "conversation.read": true}
 
 // subscriberEvents is a subscriber's stream of their conversation in one
 // app: the messages to and from them (never notes) and agents' typing.
@@ -250,6 +253,10 @@ func (s *Server) subscriberEvents(c *fiber.Ctx) error {
 			}
 			data, _ := json.Marshal(map[string]any{"type": p.Type, "name": p.Name})
 			return "", "typing", data, true
+		}
+		if m.Topic == "conversation.read" {
+			data, _ := json.Marshal(map[string]any{"at": m.Event.At})
+			return m.Event.Position.String(), "read", data, true
 		}
 		var payload struct {
 			Message map[string]any `json:"message"`

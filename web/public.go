@@ -21,7 +21,13 @@ func (s *Server) publicApp(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"app": app.Slug, "vapid_public_key": app.VAPIDPublicKey})
+	logo := ""
+	if app.LogoType != "" {
+		logo = s.Config.PublicURL + logoPath(app)
+	}
+	// Who sends: what a widget on another site shows in its header.
+	return c.JSON(fiber.Map{"app": app.Slug, "vapid_public_key": app.VAPIDPublicKey, "company_name": app.CompanyName,
+		"accent_color": app.AccentColor, "privacy_url": app.PrivacyURL, "imprint_url": app.ImprintURL, "logo_url": logo})
 }
 
 // Rate limits of the public API.

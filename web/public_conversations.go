@@ -125,6 +125,24 @@ func (s *Server) subscriberHistory(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"items": msgs})
 }
 
+// subscriberBroadcasts lists the app's campaigns that reached the
+// subscriber, for the widget to show beside their conversation.
+func (s *Server) subscriberBroadcasts(c *fiber.Ctx) error {
+	subID, appID := conversationCaller(c)
+	before, limit, err := beforePage(c, 50)
+	if err != nil {
+		return err
+	}
+	if s.Campaigns == nil {
+		return c.JSON(fiber.Map{"items": []campaigns.Broadcast{}})
+	}
+	items, err := s.Campaigns.Received(c.UserContext(), subID, appID, before, int(limit))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"items": items})
+}
+
 func (s *Server) subscriberRead(c *fiber.Ctx) error {
 	subID, appID := conversationCaller(c)
 	var req struct {

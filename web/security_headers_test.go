@@ -67,10 +67,12 @@ func TestSecurityHeaders(t *testing.T) {
 	t.Run("EmbedScriptIsTheException", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		res := b.send(b.app, request{method: http.MethodGet, path: "/embed.js", origin: "https://shop.example"})
-		if res.status != http.StatusOK || res.header.Get("Cross-Origin-Resource-Policy") != "cross-origin" ||
-			res.header.Get("Access-Control-Allow-Origin") != "*" || res.header.Get("X-Content-Type-Options") != "nosniff" {
-			t.Fatalf("embed.js: %d %v", res.status, res.header)
+		for _, path := range []string{"/embed.js", "/widget.js"} {
+			res := b.send(b.app, request{method: http.MethodGet, path: path, origin: "https://shop.example"})
+			if res.status != http.StatusOK || res.header.Get("Cross-Origin-Resource-Policy") != "cross-origin" ||
+				res.header.Get("Access-Control-Allow-Origin") != "*" || res.header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Fatalf("%s: %d %v", path, res.status, res.header)
+			}
 		}
 		// Nothing else is: the service worker and the styles stay ours.
 		for _, path := range []string{"/sw.js", "/static/style.css", "/static/console.css"} {

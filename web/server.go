@@ -48,6 +48,8 @@ type Deps struct {
 	// Campaigns may be nil in processes that serve no campaign API.
 	Campaigns *campaigns.Service
 	Apps      *apps.Store
+	// Senders sends an admin's test push (nil: the route answers 503).
+	Senders *apps.Senders
 	// Subscribers makes the changes staff ask for to lists, subscribers
 	// and imports.
 	Subscribers *subscribers.Service
@@ -188,6 +190,7 @@ func (s *Server) routes(r *router) {
 	r.add(post, "/api/v1/subscribers/:id/erase", adminOnly, checkParams, s.eraseSubscriber)
 	r.add(get, "/api/v1/subscribers/:id/consent", adminOrMarketer, checkParams, s.subscriberConsent)
 	r.add(get, "/api/v1/subscribers/:id/export", adminOnly, checkParams, s.exportSubscriber)
+	r.add(get, "/api/v1/subscribers/:id/conversations", adminOrAgent, checkParams, s.subscriberConversations)
 	r.add(put, "/api/v1/subscribers/:id/devices/:device", adminOnly, checkParams, s.markTestDevice)
 
 	r.add(post, "/api/v1/campaigns", adminOrMarketer, s.createCampaign)
@@ -202,6 +205,7 @@ func (s *Server) routes(r *router) {
 	r.add(post, "/api/v1/imports", adminOrMarketer, s.createImport)
 	r.add(get, "/api/v1/imports/:id", adminOrMarketer, checkParams, s.getImport)
 
+	r.add(get, "/api/v1/apps", adminOnly, s.listApps)
 	r.add(post, "/api/v1/apps", adminOnly, s.createApp)
 	r.add(get, "/api/v1/apps/:slug", adminOnly, checkParams, s.getApp)
 	r.add(put, "/api/v1/apps/:slug/credentials/:platform", adminOnly, checkParams, s.setCredentials)
@@ -256,6 +260,7 @@ func (s *Server) routes(r *router) {
 	r.add(put, "/api/v1/apps/:slug/logo", adminOnly, checkParams, s.setAppLogo)
 	r.add(del, "/api/v1/apps/:slug/logo", adminOnly, checkParams, s.deleteAppLogo)
 	r.add(put, "/api/v1/apps/:slug/inbox", adminOnly, checkParams, s.setAppInbox)
+	r.add(post, "/api/v1/apps/:slug/test-push", adminOnly, checkParams, s.testPush)
 
 	// River's own UI, for admins: their session, with its CSRF token added
 	// to the UI's writes by a script of ours (riverui.go).
@@ -303,12 +308,13 @@ func (s *Server) routes(r *router) {
 	r.add(post, "/public/v1/conversation/typing", public, append(conv, s.subscriberTyping)...)
 	r.add(post, "/public/v1/conversation/attachments", public, append(conv, s.subscriberUpload)...)
 	r.add(get, "/public/v1/conversation/attachments/:id", public, append(conv, checkParams, s.subscriberAttachment)...)
+	r.add(get, "/public/v1/conversation/broadcasts", public, append(conv, s.subscriberBroadcasts)...)
 	r.add(get, "/public/v1/conversation/events", public, append(pub, s.limitByIP, s.subscriberToken(true), s.subscriberEvents)...)
 	for _, path := range []string{"/public/v1/apps/:app", "/public/v1/subscribe", "/public/v1/preferences",
 		"/public/v1/unsubscribe", "/public/v1/campaign-actions", "/public/v1/receipts", "/public/v1/message-actions",
 		"/public/v1/conversation/session", "/public/v1/conversation/messages", "/public/v1/conversation/read",
 		"/public/v1/conversation/typing", "/public/v1/conversation/attachments", "/public/v1/conversation/attachments/:id",
-		"/public/v1/conversation/events"} {
+		"/public/v1/conversation/broadcasts", "/public/v1/conversation/events"} {
 		r.add(fiber.MethodOptions, path, public, s.publicHeaders) // CORS preflight
 	}
 
@@ -354,6 +360,7 @@ func (s *Server) routes(r *router) {
 	// The embeddable script is loaded by the company's own site: the one
 	// answer other origins may read (cors) and embed (crossOriginResource).
 	r.add(get, "/embed.js", public, s.cors, s.crossOriginResource, s.static("static/embed.js", "text/javascript"))
+	r.add(get, "/widget.js", public, s.cors, s.crossOriginResource, s.static("static/widget.js", "text/javascript"))
 	r.add(get, "/static/style.css", public, s.static("static/style.css", "text/css"))
 	r.add(get, "/static/console.css", public, s.static("static/console.css", "text/css"))
 

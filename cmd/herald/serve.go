@@ -225,7 +225,7 @@ func serve(args []string) error {
 				logger.Error("live hub stopped", "error", err)
 			}
 		}()
-		httpApp := web.New(web.Deps{
+		httpApp := web.New(web.Deps{Senders: senders,
 			Config: cfg, Pool: pool, River: riverClient, OptIn: optinSvc, Campaigns: campaignSvc, Apps: appStore, Subscribers: subscriberSvc, Users: usersSvc,
 			Conversations: conversationSvc, Hub: hub, Webhooks: webhookSvc, Logger: logger,
 			Registry: registry, Ready: func(ctx context.Context) error { return ready(ctx, pool) }, Background: hubCtx,

@@ -78,6 +78,8 @@
     const out = await res.json();
     if (!res.ok) throw new Error(out.reason ? out.field + " " + out.reason : out.detail || out.title);
     if (out.subscriber_token) localStorage.setItem(storeKey, out.subscriber_token);
+    // The chat widget (widget.js) on this page starts with the new token.
+    window.dispatchEvent(new CustomEvent("herald:subscribed", { detail: { status: out.status } }));
     return out;
   }
 

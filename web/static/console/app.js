@@ -5,11 +5,13 @@ import { useEffect } from "./vendor/hooks.js";
 import { signal, useSignal } from "./vendor/signals.js";
 import htm from "./vendor/htm.js";
 import { t, lang } from "./i18n.js";
+import { Users, Teams, Apps, AppPage } from "./admin.js";
+import { Import } from "./import.js";
 
-const html = htm.bind(h);
+export const html = htm.bind(h);
 
 // The signed-in person ({user, csrf_token, ...}) and the page (the hash).
-const session = signal(null);
+export const session = signal(null);
 const route = signal(location.hash || "#/campaigns");
 window.addEventListener("hashchange", () => (route.value = location.hash || "#/campaigns"));
 
@@ -35,9 +37,26 @@ export async function api(method, path, body) {
   return data;
 }
 
+// upload sends a file's bytes as the body (a logo, a CSV file), with the
+// session's CSRF token, and answers as api does.
+export async function upload(method, path, file, contentType) {
+  const res = await fetch("/api/v1" + path, {
+    method, credentials: "same-origin", body: file,
+    headers: { Accept: "application/json", "X-CSRF-Token": session.value.csrf_token,
+      "Content-Type": contentType || file.type || "application/octet-stream" },
+  });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!res.ok) {
+    const field = data && data.field ? data.field + ": " : "";
+    throw new Error(field + ((data && (data.reason || data.detail || data.title)) || res.statusText));
+  }
+  return data;
+}
+
 const number = new Intl.NumberFormat(lang);
-const fmt = (n) => number.format(n || 0);
-const when = (s) => (s ? new Date(s).toLocaleString(lang) : "");
+export const fmt = (n) => number.format(n || 0);
+export const when = (s) => (s ? new Date(s).toLocaleString(lang) : "");
 
 function Shell({ children }) {
   const s = session.value;
@@ -53,7 +72,7 @@ function Shell({ children }) {
           ${counts.value && counts.value.unassigned > 0 ? html` <span class="badge" id="unassigned-badge">${counts.value.unassigned}</span>` : ""}</a>`}
         <a href="#/subscribers" aria-current=${route.value.startsWith("#/subscribers") ? "page" : null}>${t("subscribers")}</a>
         ${s && s.role === "admin" &&
-        html`<a href="#/admin/webhooks" aria-current=${route.value.startsWith("#/admin") ? "page" : null}>${t("admin")}</a>`}
+        html`<a href="#/admin/users" aria-current=${route.value.startsWith("#/admin") ? "page" : null}>${t("admin")}</a>`}
         <a href="/account">${s && s.user ? s.user.name : ""}</a>
       </nav>
     </header>
@@ -187,19 +206,55 @@ function CampaignView({ campaign, stats, error, busy, act }) {
 function Lists() {
   const lists = useSignal(null);
   const error = useSignal("");
+  const form = useSignal({ name: "", slug: "", description: "", optin: "double", visibility: "public", consent_text: "" });
+  const load = () => api("GET", "/lists?limit=1000").then((r) => (lists.value = r.items), (e) => (error.value = e.message));
   useEffect(() => {
-    api("GET", "/lists?limit=1000").then((r) => (lists.value = r.items), (e) => (error.value = e.message));
+    load();
   }, []);
-  if (error.value) return html`<p class="error" role="alert">${error.value}</p>`;
-  if (!lists.value) return html`<p class="loading">${t("loading")}</p>`;
+  async function create(ev) {
+    ev.preventDefault();
+    error.value = "";
+    try {
+      await api("POST", "/lists", form.value);
+      form.value = { name: "", slug: "", description: "", optin: "double", visibility: "public", consent_text: "" };
+      load();
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
+  const f = form.value;
+  // The slug follows the name until someone types one.
+  const slugOf = (name) => name.toLowerCase().normalize("NFKD").replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 63);
   return html`<h1>${t("lists")}</h1>
-    <table class="list" id="lists">
-      <thead><tr><th>${t("name")}</th><th>${t("slug")}</th><th>${t("optin")}</th><th>${t("visibility")}</th></tr></thead>
+    <p class="actions"><a class="button secondary" href="#/lists/import" id="import-link">${t("importTitle")}</a></p>
+    ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+    ${!lists.value ? html`<p class="loading">${t("loading")}</p>` : html`<table class="list" id="lists">
+      <thead><tr><th>${t("name")}</th><th>${t("slug")}</th><th>${t("optin")}</th><th>${t("visibility")}</th><th></th></tr></thead>
       <tbody>${lists.value.map(
         (l) => html`<tr key=${l.id}>
           <td><a href=${"#/subscribers?list=" + encodeURIComponent(l.slug)}>${l.name}</a></td>
-          <td><code>${l.slug}</code></td><td>${t("optin_" + l.optin)}</td><td>${t("visibility_" + l.visibility)}</td></tr>`,
-      )}</tbody></table>`;
+          <td><code>${l.slug}</code></td><td>${t("optin_" + l.optin)}</td><td>${t("visibility_" + l.visibility)}</td>
+          <td>${l.visibility === "public" && html`<a href=${"/l/" + encodeURIComponent(l.slug)} target="_blank" rel="noopener">${t("optinPage")}</a>`}</td></tr>`,
+      )}</tbody></table>`}
+    <form id="list-form" onSubmit=${create}>
+      <h2>${t("newList")}</h2>
+      <label for="l-name">${t("name")}</label>
+      <input id="l-name" type="text" required maxlength="200" value=${f.name}
+        onInput=${(e) => (form.value = { ...f, name: e.target.value, slug: f.slug === slugOf(f.name) ? slugOf(e.target.value) : f.slug })} />
+      <label for="l-slug">${t("slug")}</label>
+      <input id="l-slug" type="text" required pattern="[a-z0-9-]{1,63}" value=${f.slug} onInput=${(e) => (form.value = { ...f, slug: e.target.value })} />
+      <label for="l-description">${t("description")}</label>
+      <input id="l-description" type="text" value=${f.description} onInput=${(e) => (form.value = { ...f, description: e.target.value })} />
+      <label for="l-consent">${t("consentText")}</label>
+      <textarea id="l-consent" rows="3" value=${f.consent_text} onInput=${(e) => (form.value = { ...f, consent_text: e.target.value })}></textarea>
+      <label for="l-optin">${t("optin")}</label>
+      <select id="l-optin" value=${f.optin} onChange=${(e) => (form.value = { ...f, optin: e.target.value })}>
+        <option value="double">${t("optin_double")}</option><option value="single">${t("optin_single")}</option></select>
+      <label for="l-visibility">${t("visibility")}</label>
+      <select id="l-visibility" value=${f.visibility} onChange=${(e) => (form.value = { ...f, visibility: e.target.value })}>
+        <option value="public">${t("visibility_public")}</option><option value="private">${t("visibility_private")}</option></select>
+      <button type="submit" id="l-add">${t("add")}</button>
+    </form>`;
 }
 
 // Subscribers pages through subscribers by id (keyset pages of 50), found
@@ -305,8 +360,62 @@ function SubscriberPage({ id }) {
     ${x.devices.length === 0
       ? html`<p>${t("noDevices")}</p>`
       : html`<ul id="devices">${x.devices.map(
-          (d) => html`<li key=${d.id}>${d.platform} <code>${d.address || ""}</code> · ${d.active ? t("active") : t("inactive")}</li>`,
-        )}</ul>`}`;
+          (d) => html`<li key=${d.id}>${d.platform} <code>${d.address || ""}</code> · ${d.active ? t("active") : t("inactive")}
+            ${session.value.role === "admin" ? html` · ${t("deviceID")} ${d.id}` : ""}</li>`,
+        )}</ul>`}
+    ${session.value.role !== "marketer" && html`<${SubscriberConversations} id=${id} />`}
+    ${session.value.role === "admin" && x.state !== "erased" && html`<${PersonalData} sub=${x} reload=${() =>
+      api("GET", "/subscribers/" + id).then((r) => (sub.value = r), (e) => (error.value = e.message))} />`}`;
+}
+
+function SubscriberConversations({ id }) {
+  const items = useSignal(null);
+  useEffect(() => {
+    api("GET", "/subscribers/" + id + "/conversations").then((r) => (items.value = r.items), () => (items.value = []));
+  }, [id]);
+  if (!items.value) return null;
+  return html`<h2>${t("conversations")}</h2>
+    ${items.value.length === 0 ? html`<p>${t("noConversations")}</p>` : html`<ul id="subscriber-conversations">${items.value.map(
+      (c) => html`<li key=${c.id}><a href=${"#/inbox/" + c.id}>${t("cstatus_" + c.status)}</a>
+        · ${when(c.last_message_at)}${c.assignee_name ? " · " + c.assignee_name : ""}</li>`)}</ul>`}`;
+}
+
+// PersonalData: an admin's export (everything held, as a JSON file) and
+// erasure (after a confirmation: it cannot be undone).
+function PersonalData({ sub, reload }) {
+  const error = useSignal("");
+  const busy = useSignal(false);
+  async function exportData() {
+    error.value = "";
+    try {
+      const data = await api("GET", "/subscribers/" + sub.id + "/export");
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
+      a.download = "subscriber-" + sub.id + ".json";
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
+  async function erase() {
+    if (!confirm(t("eraseConfirm"))) return;
+    busy.value = true;
+    error.value = "";
+    try {
+      await api("POST", "/subscribers/" + sub.id + "/erase");
+      await reload();
+    } catch (e) {
+      error.value = e.message;
+    } finally {
+      busy.value = false;
+    }
+  }
+  return html`<h2>${t("personalData")}</h2>
+    ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+    <p class="actions"><button type="button" class="secondary" id="export" onClick=${exportData}>${t("exportData")}</button>
+      <button type="button" class="danger" id="erase" disabled=${busy.value} onClick=${erase}>${t("eraseData")}</button></p>
+    <p class="small">${t("eraseHelp")}</p>`;
 }
 
 // Composer writes a campaign: its content in the default language and,
@@ -368,7 +477,7 @@ function Composer() {
         <fieldset><legend>${t("when")}</legend>
           <label class="check"><input type="radio" name="mode" value="now" checked=${f.mode === "now"} onChange=${set("mode")} /> ${t("whenLater")}</label>
           <label class="check"><input type="radio" name="mode" value="at" checked=${f.mode === "at"} onChange=${set("mode")} /> ${t("whenAt")}</label>
-          ${f.mode === "at" && html`<input id="c-at" type="datetime-local" value=${f.at} onInput=${set("at")} required />`}
+          ${f.mode === "at" && html`<input id="c-at" type="datetime-local" step="1" value=${f.at} onInput=${set("at")} required />`}
         </fieldset>
         <button type="submit" id="c-save" disabled=${busy.value}>${t("saveDraft")}</button>
       </form>
@@ -527,9 +636,22 @@ function Conversation({ id }) {
       ([c, m]) => {
         conv.value = c;
         messages.value = m.items;
+        markRead();
       },
       (e) => (error.value = e.message),
     );
+  // What is on screen in a visible tab is read: the unread count clears,
+  // and the subscriber's widget shows their message seen.
+  const markRead = () => {
+    if (conv.value && conv.value.unread > 0 && !document.hidden) {
+      conv.value = { ...conv.value, unread: 0 };
+      api("POST", "/conversations/" + id + "/read").catch(() => {});
+    }
+  };
+  useEffect(() => {
+    document.addEventListener("visibilitychange", markRead);
+    return () => document.removeEventListener("visibilitychange", markRead);
+  }, [id]);
   useEffect(() => {
     api("GET", "/canned-responses").then((r) => (canned.value = r.items || []), () => {});
   }, []);
@@ -684,14 +806,15 @@ function Conversation({ id }) {
 // The admin pages: webhooks with their delivery log, API keys, the audit
 // log. Secrets (a webhook's signing secret, an API key) are shown once, as
 // the API returns them once.
-function AdminTabs() {
+export function AdminTabs() {
   const r = route.value;
-  return html`<p class="tabs">${[["webhooks", t("webhooks")], ["api-keys", t("apiKeys")], ["audit", t("auditLog")]].map(
+  return html`<p class="tabs">${[["users", t("users")], ["teams", t("teams")], ["apps", t("apps")], ["webhooks", t("webhooks")],
+    ["api-keys", t("apiKeys")], ["audit", t("auditLog")]].map(
     ([k, label]) => html`<a key=${k} href=${"#/admin/" + k} aria-selected=${r.startsWith("#/admin/" + k) ? "true" : "false"}>${label}</a>`,
   )}</p>`;
 }
 
-function Secret({ label, value }) {
+export function Secret({ label, value }) {
   return html`<div class="secret" role="status"><p>${label}</p><code id="secret">${value}</code></div>`;
 }
 
@@ -863,6 +986,11 @@ function App() {
   else if (path === "#/subscribers") page = html`<${Subscribers} query=${query} />`;
   else if (path === "#/lists") page = html`<${Lists} />`;
   else if (path === "#/inbox") page = html`<${Inbox} query=${query} />`;
+  else if (path === "#/lists/import") page = html`<${Import} />`;
+  else if (path === "#/admin/users") page = html`<${Users} />`;
+  else if (path === "#/admin/teams") page = html`<${Teams} />`;
+  else if (path === "#/admin/apps") page = html`<${Apps} />`;
+  else if ((m = path.match(/^#\/admin\/apps\/([a-z0-9-]+)$/))) page = html`<${AppPage} slug=${m[1]} key=${m[1]} />`;
   else if (path === "#/admin/webhooks") page = html`<${Webhooks} />`;
   else if ((m = path.match(/^#\/admin\/webhooks\/(\d+)$/))) page = html`<${WebhookLog} id=${m[1]} key=${m[1]} />`;
   else if (path === "#/admin/api-keys") page = html`<${APIKeys} />`;
