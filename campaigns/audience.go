@@ -84,9 +84,18 @@ func (s *Service) Preview(ctx context.Context, id int64) (*Preview, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.PreviewAudience(ctx, c.AppID, &c.Audience)
+}
+
+// PreviewAudience is Preview for an audience not saved yet: what the
+// composer shows as a marketer picks lists and builds a segment.
+func (s *Service) PreviewAudience(ctx context.Context, appID int64, a *Audience) (*Preview, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
 	p := &Preview{ByPlatform: map[string]int64{}}
-	err = s.wholeAudience(ctx, func(tx pgx.Tx) error {
-		q, err := s.audience(ctx, tx, c.AppID, &c.Audience)
+	err := s.wholeAudience(ctx, func(tx pgx.Tx) error {
+		q, err := s.audience(ctx, tx, appID, a)
 		if err != nil {
 			return err
 		}

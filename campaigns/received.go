@@ -21,7 +21,7 @@ type Broadcast struct {
 
 // Received returns the campaigns of an app that reached at least one of the
 // subscriber's devices, newest first: those with a campaign id below
-// before (0 for the newest), at most limit. A campaign whose push may or
+// before (0 for the newest), at most limit (20 when 0). A campaign whose push may or
 // may not have arrived (unknown) is not listed: the widget shows what the
 // subscriber was shown.
 func (s *Service) Received(ctx context.Context, subscriberID, appID, before int64, limit int) ([]Broadcast, error) {
@@ -35,6 +35,9 @@ func (s *Service) Received(ctx context.Context, subscriberID, appID, before int6
 		JOIN subscribers s ON s.id = $1
 		ORDER BY c.id DESC
 		LIMIT $4`
+	if limit <= 0 {
+		limit = 20
+	}
 	rows, err := s.pool.Query(ctx, query, subscriberID, appID, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: received broadcasts: %w", err)

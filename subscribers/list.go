@@ -30,9 +30,14 @@ type List struct {
 	ConsentText    string `json:"consent_text"`
 	ConsentVersion int    `json:"consent_version"`
 	// AccentColor (#rrggbb, or "" for the app's) colours the list's pages.
-	AccentColor string    `json:"accent_color"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	AccentColor string `json:"accent_color"`
+	// LogoType is the list's own logo's type, "" without one (its pages
+	// then show the app's).
+	LogoType string `json:"-"`
+	// HasLogo is LogoType != "".
+	HasLogo   bool      `json:"has_logo"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ListParams creates or changes a list; nil fields are left alone on update.
@@ -88,12 +93,14 @@ func (p *ListParams) Validate(creating bool) error {
 	return nil
 }
 
-const listColumns = `id, slug, name, description, visibility, optin, consent_text, consent_version, accent_color, created_at, updated_at`
+const listColumns = `id, slug, name, description, visibility, optin, consent_text, consent_version, accent_color,
+	coalesce(logo_type, ''), created_at, updated_at`
 
 func scanList(row pgx.Row) (*List, error) {
 	var l List
 	err := row.Scan(&l.ID, &l.Slug, &l.Name, &l.Description, &l.Visibility, &l.OptIn, &l.ConsentText,
-		&l.ConsentVersion, &l.AccentColor, &l.CreatedAt, &l.UpdatedAt)
+		&l.ConsentVersion, &l.AccentColor, &l.LogoType, &l.CreatedAt, &l.UpdatedAt)
+	l.HasLogo = l.LogoType != ""
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/herald-im/herald/apps"
 	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/campaigns"
 	"github.com/herald-im/herald/invalid"
@@ -142,6 +143,45 @@ func (s *Server) previewCampaign(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(p)
+}
+
+// previewAudience counts an audience before it is saved: the composer's
+// live count by platform.
+func (s *Server) previewAudience(c *fiber.Ctx) error {
+	var req struct {
+		App      string             `json:"app"`
+		Audience campaigns.Audience `json:"audience"`
+	}
+	if err := s.decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.App == "" {
+		return invalid.Field("app", "is required")
+	}
+	app, err := apps.Get(c.UserContext(), s.Pool, req.App)
+	if errors.Is(err, apps.ErrNotFound) {
+		return invalid.Field("app", "no such app")
+	}
+	if err != nil {
+		return err
+	}
+	p, err := s.Campaigns.PreviewAudience(c.UserContext(), app.ID, &req.Audience)
+	if err != nil {
+		return err
+	}
+	return c.JSON(p)
+}
+
+func (s *Server) campaignTimeline(c *fiber.Ctx) error {
+	id, err := campaignID(c)
+	if err != nil {
+		return err
+	}
+	tl, err := s.Campaigns.Timeline(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(tl)
 }
 
 func (s *Server) campaignStats(c *fiber.Ctx) error {

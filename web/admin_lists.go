@@ -81,6 +81,24 @@ func (s *Server) getList(c *fiber.Ctx) error {
 	return c.JSON(l)
 }
 
+// setListLogo stores the body (the image's bytes) as the list's own logo;
+// deleteListLogo removes it, and the list's pages show the app's again.
+func (s *Server) setListLogo(c *fiber.Ctx) error {
+	l, err := s.Subscribers.SetListLogo(c.UserContext(), actorOf(c), c.Params("slug"), append([]byte{}, c.Body()...))
+	if err != nil {
+		return err
+	}
+	return c.JSON(l)
+}
+
+func (s *Server) deleteListLogo(c *fiber.Ctx) error {
+	l, err := s.Subscribers.SetListLogo(c.UserContext(), actorOf(c), c.Params("slug"), nil)
+	if err != nil {
+		return err
+	}
+	return c.JSON(l)
+}
+
 func (s *Server) updateList(c *fiber.Ctx) error {
 	var p subscribers.ListParams
 	if err := s.decodeJSON(c, &p); err != nil {

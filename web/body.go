@@ -77,7 +77,8 @@ func (s *Server) bodyRule(method, path string) (limit int, streamed bool) {
 		return s.Config.MaxImportBytes, true
 	case method == fiber.MethodPost && p == "/public/v1/conversation/attachments":
 		return conversations.MaxAttachmentBytes, false
-	case method == fiber.MethodPut && strings.HasPrefix(p, "/api/v1/apps/") && strings.HasSuffix(p, "/logo"):
+	case method == fiber.MethodPut && (strings.HasPrefix(p, "/api/v1/apps/") || strings.HasPrefix(p, "/api/v1/lists/")) &&
+		strings.HasSuffix(p, "/logo"):
 		return brand.MaxLogoBytes, false
 	case (method == fiber.MethodPost || method == fiber.MethodPut || method == fiber.MethodPatch) &&
 		strings.HasPrefix(p, riverUIPrefix+"/"):

@@ -40,6 +40,10 @@ func brandOf(app *apps.App, list *subscribers.List) *pageBrand {
 	if app.LogoType != "" {
 		b.LogoURL = logoPath(app)
 	}
+	// A public list's own logo stands for it on its pages.
+	if list != nil && list.LogoType != "" && list.Visibility == "public" {
+		b.LogoURL = "/brand/lists/" + list.Slug + "/logo?v=" + strconv.FormatInt(list.UpdatedAt.Unix(), 10)
+	}
 	if app.AccentColor != "" || (list != nil && list.AccentColor != "") {
 		b.ThemeURL = "/brand/" + app.Slug + "/theme.css?v=" + strconv.FormatInt(app.UpdatedAt.Unix(), 10)
 		if list != nil && list.AccentColor != "" {
@@ -85,6 +89,20 @@ func (s *Server) subscriberBrand(ctx context.Context, subscriberID int64, list *
 func (s *Server) brandLogo(c *fiber.Ctx) error {
 	data, typ, _, err := apps.Logo(c.UserContext(), s.Pool, c.Params("app"))
 	if errors.Is(err, apps.ErrNotFound) || errors.Is(err, apps.ErrNoLogo) {
+		return fiber.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, typ)
+	c.Set(fiber.HeaderCacheControl, "public, max-age=86400")
+	return c.Send(data)
+}
+
+// listLogo serves a public list's own logo.
+func (s *Server) listLogo(c *fiber.Ctx) error {
+	data, typ, _, err := subscribers.ListLogo(c.UserContext(), s.Pool, c.Params("list"))
+	if errors.Is(err, subscribers.ErrNotFound) || errors.Is(err, subscribers.ErrNoLogo) {
 		return fiber.ErrNotFound
 	}
 	if err != nil {

@@ -112,6 +112,41 @@ func TestBranding(t *testing.T) {
 		}
 	})
 
+	t.Run("ListHasALogoOfItsOwn", func(t *testing.T) {
+		// Not parallel with the others: the list's pages change.
+		other := setup(t)
+		jpeg := append([]byte{0xff, 0xd8, 0xff, 0xe0}, bytes.Repeat([]byte{3}, 64)...)
+		if res := other.do(http.MethodPut, "/api/v1/lists/"+other.list+"/logo", other.agent, "image/jpeg", jpeg); res.status != http.StatusForbidden {
+			t.Errorf("an agent sets a list's logo: %d", res.status)
+		}
+		if res := other.do(http.MethodPut, "/api/v1/lists/"+other.list+"/logo", other.marketer, "image/svg+xml", []byte("<svg/>")); res.status != http.StatusUnprocessableEntity {
+			t.Errorf("svg list logo: %d %s", res.status, res.body)
+		}
+		if res := other.do(http.MethodPut, "/api/v1/lists/no-such-list/logo", other.marketer, "image/jpeg", jpeg); res.status != http.StatusNotFound {
+			t.Errorf("logo of no list: %d %s", res.status, res.body)
+		}
+		res := other.do(http.MethodPut, "/api/v1/lists/"+other.list+"/logo", other.marketer, "image/jpeg", jpeg)
+		if res.status != http.StatusOK || res.json(t)["has_logo"] != true {
+			t.Fatalf("list logo: %d %s", res.status, res.body)
+		}
+		logo := other.do(http.MethodGet, "/brand/lists/"+other.list+"/logo", "", "", nil)
+		if logo.status != http.StatusOK || !bytes.Equal(logo.body, jpeg) || logo.header.Get("Content-Type") != "image/jpeg" {
+			t.Fatalf("list logo served: %d %v", logo.status, logo.header)
+		}
+		page := string(other.doFrom(other.app, "198.51.100.82", http.MethodGet, "/l/"+other.list+"?app="+other.appSlug, "", "", nil).body)
+		if !strings.Contains(page, `<img class="logo" src="/brand/lists/`+other.list+`/logo?v=`) {
+			t.Errorf("the list's page does not show its logo: %s", page)
+		}
+		// A private list has no pages: its logo is not served.
+		other.do(http.MethodPatch, "/api/v1/lists/"+other.list, other.marketer, "application/json", []byte(`{"visibility":"private"}`))
+		if res := other.do(http.MethodGet, "/brand/lists/"+other.list+"/logo", "", "", nil); res.status != http.StatusNotFound {
+			t.Errorf("a private list's logo: %d", res.status)
+		}
+		if res := other.do(http.MethodDelete, "/api/v1/lists/"+other.list+"/logo", other.marketer, "", nil); res.status != http.StatusOK || res.json(t)["has_logo"] != false {
+			t.Errorf("remove the list's logo: %d %s", res.status, res.body)
+		}
+	})
+
 	t.Run("LogoCanBeRemoved", func(t *testing.T) {
 		// Not parallel with the others: they read the logo.
 		other := setup(t)

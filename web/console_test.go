@@ -227,6 +227,20 @@ func TestConsoleComposerInChromium(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#c-title`), "Winter sale"),
 		chromedp.SendKeys(chromedp.CSS(`#c-body`), "Everything warm, 25% off"),
 		chromedp.Click(chromedp.CSS(`#c-lists input[value="`+b.list+`"]`)),
+		// The live count: both devices, then none once a segment asks for
+		// an attribute nobody has, then both again.
+		chromedp.Poll[chromedp.Void](`document.querySelector("#c-count-devices") && document.querySelector("#c-count-devices").textContent === "`+fmt.Sprint(devices)+`"`),
+		chromedp.Click(chromedp.ID("c-add-condition")),
+		chromedp.SendKeys(chromedp.CSS(`#c-segment input[aria-label="Attribute"]`), "plan"),
+		chromedp.SendKeys(chromedp.CSS(`#c-segment input[aria-label="Value"]`), "pro"),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#c-count-devices") && document.querySelector("#c-count-devices").textContent === "0"`),
+		chromedp.Click(chromedp.CSS(`#c-segment .row input[type="checkbox"]`)), // not
+		chromedp.Poll[chromedp.Void](`document.querySelector("#c-count-devices") && document.querySelector("#c-count-devices").textContent === "`+fmt.Sprint(devices)+`"`),
+		// A button, shown in the preview.
+		chromedp.Click(chromedp.ID("c-add-button")),
+		chromedp.SendKeys(chromedp.CSS(`#c-actions input[aria-label="Label"]`), "Shop now"),
+		chromedp.SendKeys(chromedp.CSS(`#c-actions input[type="url"]`), "https://shop.example.com/winter"),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#preview-android .nactions").textContent.includes("Shop now")`),
 	); err != nil {
 		t.Fatalf("compose: %v", err)
 	}
@@ -238,10 +252,21 @@ func TestConsoleComposerInChromium(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#c-save`)),
 		chromedp.Poll[chromedp.Void](`document.querySelector("#campaign-status") && document.querySelector("#campaign-status").textContent === "Draft"`),
 		chromedp.Poll[chromedp.Void](`document.querySelector("#audience-devices") && document.querySelector("#audience-devices").textContent === "`+fmt.Sprint(devices)+`"`),
+	); err != nil {
+		t.Fatalf("save the draft: %v", err)
+	}
+	// A test send to one of them first.
+	first := b.do(http.MethodGet, "/api/v1/subscribers?list="+b.list+"&limit=1", b.marketer, "", nil).json(t)["items"].([]any)[0].(map[string]any)
+	if err := chromedp.Do(step(20*time.Second),
+		chromedp.SendKeys(chromedp.ID("test-to"), first["external_id"].(string)),
+		chromedp.Click(chromedp.ID("test-add")),
+		chromedp.WaitVisible(chromedp.ID("test-send-button")),
+		chromedp.Click(chromedp.ID("test-send-button")),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#test-results") && document.querySelector("#test-results").textContent.includes("delivered")`),
 		chromedp.Evaluate[chromedp.Void](`window.heraldNoReload = true`),
 		chromedp.Click(chromedp.CSS(`#action-schedule`)),
 	); err != nil {
-		t.Fatalf("save the draft and send it: %v", err)
+		t.Fatalf("test send, then send: %v", err)
 	}
 	if err := chromedp.Do(step(60*time.Second),
 		chromedp.Poll[chromedp.Void](`document.querySelector("#campaign-status").textContent === "Finished"`),
@@ -252,6 +277,12 @@ func TestConsoleComposerInChromium(t *testing.T) {
 		document.querySelector("#figure-delivered").textContent, String(window.heraldNoReload)]`))
 	if err != nil || got[0] != fmt.Sprint(devices) || got[1] != "true" {
 		t.Fatalf("delivered, not reloaded: %v %v", got, err)
+	}
+	// The chart of deliveries over time, from the timeline's counters.
+	if err := chromedp.Do(step(20*time.Second),
+		chromedp.Poll[chromedp.Void](`document.querySelectorAll("#timeline rect").length > 0 && document.querySelector("#timeline").dataset.delivered === "`+fmt.Sprint(devices)+`"`),
+	); err != nil {
+		t.Fatalf("the chart: %v", err)
 	}
 	docsScreenshot(t, step(20*time.Second), "console-campaign")
 }

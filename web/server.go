@@ -181,6 +181,8 @@ func (s *Server) routes(r *router) {
 	r.add(patch, "/api/v1/lists/:slug", adminOrMarketer, checkParams, s.updateList)
 	r.add(del, "/api/v1/lists/:slug", adminOrMarketer, checkParams, s.deleteList)
 	r.add(put, "/api/v1/lists/:slug/subscribers/:id", adminOrMarketer, checkParams, s.setMembership)
+	r.add(put, "/api/v1/lists/:slug/logo", adminOrMarketer, checkParams, s.setListLogo)
+	r.add(del, "/api/v1/lists/:slug/logo", adminOrMarketer, checkParams, s.deleteListLogo)
 
 	r.add(get, "/api/v1/subscribers", anyStaff, s.listSubscribers)
 	r.add(post, "/api/v1/subscribers", adminOrMarketer, s.createSubscriber)
@@ -198,7 +200,9 @@ func (s *Server) routes(r *router) {
 	r.add(get, "/api/v1/campaigns/:id", adminOrMarketer, checkParams, s.getCampaign)
 	r.add(patch, "/api/v1/campaigns/:id", adminOrMarketer, checkParams, s.updateCampaign)
 	r.add(get, "/api/v1/campaigns/:id/preview", adminOrMarketer, checkParams, s.previewCampaign)
+	r.add(post, "/api/v1/audience-preview", adminOrMarketer, s.previewAudience)
 	r.add(get, "/api/v1/campaigns/:id/stats", adminOrMarketer, checkParams, s.campaignStats)
+	r.add(get, "/api/v1/campaigns/:id/timeline", adminOrMarketer, checkParams, s.campaignTimeline)
 	r.add(get, "/api/v1/campaigns/:id/deliveries", adminOrMarketer, checkParams, s.campaignDeliveries)
 	r.add(post, "/api/v1/campaigns/:id/:action", adminOrMarketer, checkParams, s.campaignAction)
 
@@ -329,6 +333,7 @@ func (s *Server) routes(r *router) {
 	// browser (a changed logo or colour is a new URL), so a visitor spends
 	// their budget on them about once.
 	r.add(get, "/brand/:app/logo", public, s.limitByIP, checkParams, s.brandLogo)
+	r.add(get, "/brand/lists/:list/logo", public, s.limitByIP, checkParams, s.listLogo)
 	r.add(get, "/brand/:app/theme.css", public, s.limitByIP, checkParams, s.brandTheme)
 	r.add(get, "/c/:token", public, append(page, s.click)...)
 	r.add(get, "/confirm/:token", public, append(page, s.confirmPage)...)

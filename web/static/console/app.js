@@ -200,7 +200,105 @@ function CampaignView({ campaign, stats, error, busy, act }) {
       .map(
         ([a]) => html`<button key=${a} id=${"action-" + a} type="button" class=${a === "cancel" ? "secondary" : ""}
           disabled=${busy.value} onClick=${() => act(a)}>${t("action_" + a)}</button>`,
-      )}</div>`;
+      )}</div>
+    ${st.status !== "draft" && html`<${Chart} id=${c.id} live=${["scheduled", "running", "paused"].includes(st.status)} />`}
+    ${(st.status === "draft" || st.status === "scheduled") && html`<${TestSend} id=${c.id} />`}`;
+}
+
+// Chart is the campaign's deliveries over time, from its timeline counters
+// (GET /campaigns/{id}/timeline), read every five seconds while it sends.
+function Chart({ id, live }) {
+  const tl = useSignal(null);
+  useEffect(() => {
+    let timer;
+    const load = () =>
+      api("GET", "/campaigns/" + id + "/timeline").then((r) => {
+        tl.value = r;
+        if (live) timer = setTimeout(load, 5000);
+      }, () => {});
+    load();
+    return () => clearTimeout(timer);
+  }, [id, live]);
+  const x = tl.value;
+  if (!x || x.points.length === 0) return null;
+  const width = 640, height = 160, pad = 24;
+  const max = Math.max(1, ...x.points.map((p) => p.delivered + p.failed + p.unknown));
+  const t0 = new Date(x.points[0].at).getTime();
+  const t1 = new Date(x.points[x.points.length - 1].at).getTime() + x.bucket_seconds * 1000;
+  const bw = Math.max(2, ((width - pad) * x.bucket_seconds * 1000) / Math.max(1, t1 - t0) - 1);
+  const px = (at) => pad + ((width - pad) * (new Date(at).getTime() - t0)) / Math.max(1, t1 - t0);
+  const py = (n) => ((height - pad) * n) / max;
+  return html`<h2>${t("overTime")}</h2>
+    <svg id="timeline" class="chart" viewBox=${"0 0 " + width + " " + height} role="img"
+      data-delivered=${x.points.reduce((n, p) => n + p.delivered, 0)}
+      aria-label=${t("overTime") + ": " + x.points.map((p) => new Date(p.at).toLocaleTimeString(lang) + " " + p.delivered).join(", ")}>
+      <line x1=${pad} y1=${height - pad} x2=${width} y2=${height - pad} stroke="#8a8f98" />
+      <text x="0" y="12" font-size="10" fill="#555">${fmt(max)}</text>
+      <text x=${pad} y=${height - 6} font-size="10" fill="#555">${new Date(t0).toLocaleTimeString(lang)}</text>
+      <text x=${width} y=${height - 6} font-size="10" fill="#555" text-anchor="end">${new Date(t1).toLocaleTimeString(lang)}</text>
+      ${x.points.map((p) => {
+        const xx = px(p.at);
+        const d = py(p.delivered), f = py(p.failed), u = py(p.unknown);
+        const base = height - pad;
+        return html`<g key=${p.at}><title>${new Date(p.at).toLocaleTimeString(lang)}: ${t("delivered")} ${fmt(p.delivered)}, ${t("failed")} ${fmt(p.failed)}, ${t("unknown")} ${fmt(p.unknown)}</title>
+          <rect x=${xx} y=${base - d} width=${bw} height=${d} fill="#1a7f37" />
+          <rect x=${xx} y=${base - d - f} width=${bw} height=${f} fill="#b3261e" />
+          <rect x=${xx} y=${base - d - f - u} width=${bw} height=${u} fill="#9a6700" /></g>`;
+      })}
+    </svg>
+    <p class="small">${t("overTimeHelp").replace("{s}", x.bucket_seconds)}</p>`;
+}
+
+// TestSend sends a draft or scheduled campaign now to chosen subscribers
+// (found by email, external id or id), marked [Test], and shows what each
+// provider said.
+function TestSend({ id }) {
+  const chosen = useSignal([]);
+  const query = useSignal("");
+  const report = useSignal(null);
+  const error = useSignal("");
+  async function add(ev) {
+    ev.preventDefault();
+    error.value = "";
+    const q = query.value.trim();
+    if (!q) return;
+    try {
+      let sub;
+      if (/^\d+$/.test(q)) sub = await api("GET", "/subscribers/" + q);
+      else {
+        const r = await api("GET", "/subscribers?" + (q.includes("@") ? "email=" : "external_id=") + encodeURIComponent(q));
+        sub = r.items[0];
+      }
+      if (!sub) throw new Error(t("noSubscribers"));
+      if (!chosen.value.some((s) => s.id === sub.id)) chosen.value = [...chosen.value, sub];
+      query.value = "";
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
+  async function send() {
+    error.value = "";
+    try {
+      report.value = await api("POST", "/campaigns/" + id + "/test-send", { subscriber_ids: chosen.value.map((s) => s.id) });
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
+  const r = report.value;
+  return html`<section id="test-send"><h2>${t("testSend")}</h2>
+    ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
+    <form onSubmit=${add} class="inline">
+      <label for="test-to">${t("searchLabel")}</label>
+      <input id="test-to" type="text" value=${query.value} onInput=${(e) => (query.value = e.target.value)} />
+      <button type="submit" class="secondary" id="test-add">${t("add")}</button>
+    </form>
+    ${chosen.value.length > 0 && html`<ul id="test-chosen">${chosen.value.map((s) => html`<li key=${s.id}>${s.email || s.external_id || "#" + s.id}
+      <button type="button" class="secondary small" onClick=${() => (chosen.value = chosen.value.filter((x) => x.id !== s.id))}>${t("remove")}</button></li>`)}</ul>
+      <button type="button" id="test-send-button" onClick=${send}>${t("sendTest")}</button>`}
+    ${r && html`<ul id="test-results">${r.results.map((x) => html`<li key=${x.device_id}>#${x.subscriber_id} · ${t("deviceID")} ${x.device_id}:
+        <strong>${x.outcome.class}</strong>${x.outcome.reason ? " · " + x.outcome.reason : ""}</li>`)}
+      ${r.skipped.map((x) => html`<li key=${"s" + x.subscriber_id}>#${x.subscriber_id}: ${x.reason}</li>`)}</ul>`}
+  </section>`;
 }
 
 function Lists() {
@@ -222,6 +320,18 @@ function Lists() {
       error.value = e.message;
     }
   }
+  async function listLogo(l, ev) {
+    const file = ev.target.files[0];
+    ev.target.value = "";
+    if (!file) return;
+    error.value = "";
+    try {
+      await upload("PUT", "/lists/" + encodeURIComponent(l.slug) + "/logo", file);
+      load();
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
   const f = form.value;
   // The slug follows the name until someone types one.
   const slugOf = (name) => name.toLowerCase().normalize("NFKD").replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 63);
@@ -229,12 +339,15 @@ function Lists() {
     <p class="actions"><a class="button secondary" href="#/lists/import" id="import-link">${t("importTitle")}</a></p>
     ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
     ${!lists.value ? html`<p class="loading">${t("loading")}</p>` : html`<table class="list" id="lists">
-      <thead><tr><th>${t("name")}</th><th>${t("slug")}</th><th>${t("optin")}</th><th>${t("visibility")}</th><th></th></tr></thead>
+      <thead><tr><th>${t("name")}</th><th>${t("slug")}</th><th>${t("optin")}</th><th>${t("visibility")}</th><th></th><th>${t("logo")}</th></tr></thead>
       <tbody>${lists.value.map(
         (l) => html`<tr key=${l.id}>
           <td><a href=${"#/subscribers?list=" + encodeURIComponent(l.slug)}>${l.name}</a></td>
           <td><code>${l.slug}</code></td><td>${t("optin_" + l.optin)}</td><td>${t("visibility_" + l.visibility)}</td>
-          <td>${l.visibility === "public" && html`<a href=${"/l/" + encodeURIComponent(l.slug)} target="_blank" rel="noopener">${t("optinPage")}</a>`}</td></tr>`,
+          <td>${l.visibility === "public" && html`<a href=${"/l/" + encodeURIComponent(l.slug)} target="_blank" rel="noopener">${t("optinPage")}</a>`}</td>
+          <td>${l.has_logo && html`<img class="list-logo" src=${"/brand/lists/" + l.slug + "/logo?v=" + Date.parse(l.updated_at)} alt=${t("logo")} height="24" />`}
+            <label class="file secondary small">${t("logo")}<input type="file" class="sr" accept="image/png,image/jpeg,image/webp"
+              aria-label=${t("logo") + ": " + l.name} onChange=${(e) => listLogo(l, e)} /></label></td></tr>`,
       )}</tbody></table>`}
     <form id="list-form" onSubmit=${create}>
       <h2>${t("newList")}</h2>
@@ -419,24 +532,59 @@ function PersonalData({ sub, reload }) {
 }
 
 // Composer writes a campaign: its content in the default language and,
-// optionally, German; its lists; when to send. The preview shows the
-// notification as iOS, Android and a desktop browser would, as you type.
+// optionally, German, with up to three buttons; its lists, narrowed by a
+// segment, with a live count by platform; when to send (now, at a time, at
+// a local time in each subscriber's zone, outside quiet hours) and how fast.
+// The preview shows the notification as iOS, Android and a desktop browser
+// would, as you type.
 function Composer() {
   const lists = useSignal([]);
   const error = useSignal("");
   const busy = useSignal(false);
+  const count = useSignal(null);
   const form = useSignal({ name: "", app: "default", title: "", body: "", url: "", titleDe: "", bodyDe: "",
-    lists: [], mode: "now", at: "" });
+    lists: [], mode: "now", at: "", localDate: "", localTime: "09:00", zone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC",
+    quiet: false, quietStart: "22:00", quietEnd: "08:00", throttle: "", actions: [], conds: [] });
   useEffect(() => {
     api("GET", "/lists?limit=1000").then((r) => (lists.value = r.items), (e) => (error.value = e.message));
   }, []);
   const f = form.value;
-  const set = (k) => (e) => (form.value = { ...form.value, [k]: e.target.value });
+  const set = (k) => (e) => (form.value = { ...form.value, [k]: e.target.type === "checkbox" ? e.target.checked : e.target.value });
   const toggle = (slug) => (e) => {
     const chosen = new Set(form.value.lists);
     e.target.checked ? chosen.add(slug) : chosen.delete(slug);
     form.value = { ...form.value, lists: [...chosen] };
   };
+  const segment = () => {
+    const rules = f.conds.filter((c) => c.name && (c.op === "exists" || c.value !== "")).map((c) => {
+      const rule = { [c.kind]: c.name, op: c.op };
+      if (c.op !== "exists") {
+        const one = (v) => (c.number && v.trim() !== "" && !isNaN(Number(v)) ? Number(v) : v.trim());
+        rule.value = c.op === "in" ? c.value.split(",").map(one) : one(c.value);
+      }
+      return c.not ? { not: rule } : rule;
+    });
+    return rules.length === 0 ? undefined : rules.length === 1 ? rules[0] : { and: rules };
+  };
+  const audience = () => {
+    const a = { lists: f.lists };
+    const seg = segment();
+    if (seg) a.segment = seg;
+    return a;
+  };
+  // The live count: a moment after the audience last changed.
+  const audienceKey = JSON.stringify([f.app, audience()]);
+  useEffect(() => {
+    if (f.lists.length === 0) {
+      count.value = null;
+      return undefined;
+    }
+    const timer = setTimeout(() => api("POST", "/audience-preview", { app: f.app, audience: audience() })
+      .then((p) => (count.value = p), (e) => (count.value = { error: e.message })), 400);
+    return () => clearTimeout(timer);
+  }, [audienceKey]);
+  const setAction = (i, k, v) => (form.value = { ...f, actions: f.actions.map((a, j) => (j === i ? { ...a, [k]: v } : a)) });
+  const setCond = (i, k, v) => (form.value = { ...f, conds: f.conds.map((c, j) => (j === i ? { ...c, [k]: v } : c)) });
   async function submit(ev) {
     ev.preventDefault();
     busy.value = true;
@@ -444,8 +592,19 @@ function Composer() {
     const content = { title: f.title, body: f.body };
     if (f.url) content.url = f.url;
     if (f.titleDe || f.bodyDe) content.variants = { de: { title: f.titleDe || f.title, body: f.bodyDe || f.body } };
-    const body = { name: f.name, app: f.app, content, audience: { lists: f.lists } };
-    if (f.mode === "at" && f.at) body.schedule = { mode: "at", at: new Date(f.at).toISOString() };
+    if (f.actions.length) {
+      content.actions = f.actions.map((a) => (a.type === "open_url" ? { label: a.label, type: a.type, url: a.url }
+        : a.type === "reply" ? { label: a.label, type: a.type, reply_text: a.reply_text || a.label } : { label: a.label, type: a.type }));
+    }
+    const body = { name: f.name, app: f.app, content, audience: audience() };
+    const schedule = { mode: "now" };
+    if (f.mode === "at" && f.at) Object.assign(schedule, { mode: "at", at: new Date(f.at).toISOString() });
+    if (f.mode === "local") Object.assign(schedule, { mode: "local", local_date: f.localDate, local_time: f.localTime });
+    // Quiet hours hold in each subscriber's zone; the default is for people without one.
+    if (f.quiet) Object.assign(schedule, { quiet_hours: { start: f.quietStart, end: f.quietEnd } });
+    if (f.mode === "local" || f.quiet) schedule.default_timezone = f.zone;
+    if (schedule.mode !== "now" || f.quiet) body.schedule = schedule;
+    if (f.throttle) body.throttle_per_minute = Number(f.throttle);
     try {
       const c = await api("POST", "/campaigns", body);
       location.hash = "#/campaigns/" + c.id;
@@ -455,6 +614,8 @@ function Composer() {
       busy.value = false;
     }
   }
+  const ops = { field: ["eq", "neq", "in", "exists"], attr: ["eq", "neq", "in", "lt", "lte", "gt", "gte", "exists"] };
+  const p = count.value;
   return html`<h1>${t("newCampaign")}</h1>
     <div class="composer">
       <form id="composer" onSubmit=${submit}>
@@ -468,25 +629,74 @@ function Composer() {
           <label for="c-title-de">${t("title")} (Deutsch)</label><input id="c-title-de" type="text" maxlength="200" value=${f.titleDe} onInput=${set("titleDe")} />
           <label for="c-body-de">${t("body")} (Deutsch)</label><textarea id="c-body-de" maxlength="2000" value=${f.bodyDe} onInput=${set("bodyDe")}></textarea>
         </fieldset>
+        <fieldset id="c-actions"><legend>${t("buttons")}</legend>
+          ${f.actions.map((a, i) => html`<div class="row" key=${i}>
+            <input type="text" aria-label=${t("buttonLabel")} placeholder=${t("buttonLabel")} required maxlength="40" value=${a.label}
+              onInput=${(e) => setAction(i, "label", e.target.value)} />
+            <select aria-label=${t("buttonType")} value=${a.type} onChange=${(e) => setAction(i, "type", e.target.value)}>
+              <option value="open_url">${t("button_open_url")}</option><option value="reply">${t("button_reply")}</option>
+              <option value="unsubscribe">${t("button_unsubscribe")}</option></select>
+            ${a.type === "open_url" && html`<input type="url" aria-label=${t("link")} placeholder="https://" required value=${a.url || ""}
+              onInput=${(e) => setAction(i, "url", e.target.value)} />`}
+            <button type="button" class="secondary small" onClick=${() => (form.value = { ...f, actions: f.actions.filter((_, j) => j !== i) })}>${t("remove")}</button>
+          </div>`)}
+          ${f.actions.length < 3 && html`<button type="button" class="secondary small" id="c-add-button"
+            onClick=${() => (form.value = { ...f, actions: [...f.actions, { label: "", type: "open_url", url: "" }] })}>${t("addButton")}</button>`}
+        </fieldset>
         <fieldset id="c-lists"><legend>${t("lists")}</legend>
           ${lists.value.map(
             (l) => html`<label class="check" key=${l.slug}><input type="checkbox" value=${l.slug}
               checked=${f.lists.includes(l.slug)} onChange=${toggle(l.slug)} /> ${l.name}</label>`,
           )}
         </fieldset>
+        <fieldset id="c-segment"><legend>${t("segment")}</legend>
+          ${f.conds.map((c, i) => html`<div class="row" key=${i}>
+            <label class="check"><input type="checkbox" checked=${c.not} onChange=${(e) => setCond(i, "not", e.target.checked)} /> ${t("not")}</label>
+            <select aria-label=${t("segmentWhat")} value=${c.kind} onChange=${(e) => setCond(i, "kind", e.target.value)}>
+              <option value="attr">${t("attribute")}</option><option value="field">${t("field")}</option></select>
+            ${c.kind === "field"
+              ? html`<select aria-label=${t("field")} value=${c.name} onChange=${(e) => setCond(i, "name", e.target.value)}>
+                  <option value="">–</option>${["locale", "timezone", "email", "external_id"].map((n) => html`<option key=${n} value=${n}>${n}</option>`)}</select>`
+              : html`<input type="text" aria-label=${t("attribute")} placeholder="plan" value=${c.name} onInput=${(e) => setCond(i, "name", e.target.value)} />`}
+            <select aria-label=${t("operator")} value=${c.op} onChange=${(e) => setCond(i, "op", e.target.value)}>
+              ${ops[c.kind].map((o) => html`<option key=${o} value=${o}>${t("op_" + o)}</option>`)}</select>
+            ${c.op !== "exists" && html`<input type="text" aria-label=${t("value")} placeholder=${c.op === "in" ? "a, b, c" : ""} value=${c.value}
+              onInput=${(e) => setCond(i, "value", e.target.value)} />`}
+            ${c.kind === "attr" && c.op !== "exists" && html`<label class="check"><input type="checkbox" checked=${c.number}
+              onChange=${(e) => setCond(i, "number", e.target.checked)} /> ${t("asNumber")}</label>`}
+            <button type="button" class="secondary small" onClick=${() => (form.value = { ...f, conds: f.conds.filter((_, j) => j !== i) })}>${t("remove")}</button>
+          </div>`)}
+          <button type="button" class="secondary small" id="c-add-condition"
+            onClick=${() => (form.value = { ...f, conds: [...f.conds, { kind: "attr", name: "", op: "eq", value: "", not: false, number: false }] })}>${t("addCondition")}</button>
+        </fieldset>
+        <p id="c-count" role="status">${!p ? t("pickLists") : p.error ? html`<span class="error">${p.error}</span>`
+          : html`${t("audience")}: <strong id="c-count-devices">${fmt(p.devices)}</strong> ${t("devices")}, ${fmt(p.subscribers)} ${t("subscribers")}
+            (${Object.entries(p.by_platform || {}).map(([k, v]) => k + " " + fmt(v)).join(", ") || "–"})`}</p>
         <fieldset><legend>${t("when")}</legend>
           <label class="check"><input type="radio" name="mode" value="now" checked=${f.mode === "now"} onChange=${set("mode")} /> ${t("whenLater")}</label>
           <label class="check"><input type="radio" name="mode" value="at" checked=${f.mode === "at"} onChange=${set("mode")} /> ${t("whenAt")}</label>
           ${f.mode === "at" && html`<input id="c-at" type="datetime-local" step="1" value=${f.at} onInput=${set("at")} required />`}
+          <label class="check"><input type="radio" name="mode" value="local" checked=${f.mode === "local"} onChange=${set("mode")} /> ${t("whenLocal")}</label>
+          ${f.mode === "local" && html`<div class="row">
+            <input id="c-local-date" type="date" aria-label=${t("date")} required value=${f.localDate} onInput=${set("localDate")} />
+            <input id="c-local-time" type="time" aria-label=${t("time")} required value=${f.localTime} onInput=${set("localTime")} />
+            </div>`}
+          <label class="check"><input type="checkbox" id="c-quiet" checked=${f.quiet} onChange=${set("quiet")} /> ${t("quietHours")}</label>
+          ${f.quiet && html`<div class="row"><input type="time" aria-label=${t("quietFrom")} value=${f.quietStart} onInput=${set("quietStart")} />
+            – <input type="time" aria-label=${t("quietTo")} value=${f.quietEnd} onInput=${set("quietEnd")} /></div>`}
+          ${(f.mode === "local" || f.quiet) && html`<label for="c-zone">${t("defaultZone")}</label>
+            <input id="c-zone" type="text" required value=${f.zone} onInput=${set("zone")} />`}
+          <label for="c-throttle">${t("throttle")}</label>
+          <input id="c-throttle" type="number" min="1" placeholder=${t("noLimit")} value=${f.throttle} onInput=${set("throttle")} />
         </fieldset>
         <button type="submit" id="c-save" disabled=${busy.value}>${t("saveDraft")}</button>
       </form>
-      <${Preview} title=${f.title} body=${f.body} app=${f.app} />
+      <${Preview} title=${f.title} body=${f.body} app=${f.app} actions=${f.actions} />
     </div>`;
 }
 
 // Preview is the notification as three kinds of device show it.
-function Preview({ title, body, app }) {
+function Preview({ title, body, app, actions }) {
   const shown = (s) => s || "…";
   return html`<aside class="preview" aria-label=${t("preview")}>
     <h2>${t("preview")}</h2>
@@ -497,6 +707,7 @@ function Preview({ title, body, app }) {
           <div class="from">${app || "Herald"}</div>
           <div class="ntitle">${shown(title)}</div>
           <div class="nbody">${shown(body)}</div>
+          ${actions && actions.length > 0 && html`<div class="nactions">${actions.map((a, i) => html`<span key=${i}>${a.label || "…"}</span>`)}</div>`}
         </div>
       </figure>`,
     )}

@@ -44,8 +44,9 @@ export function Import() {
     for (const e of imp.value.row_errors) {
       out.push([String(e.line), e.field || "", e.reason, lines.value[e.line - 1] || ""].map(csvField).join(","));
     }
-    const blob = new Blob([out.join("\r\n") + "\r\n"], { type: "text/csv" });
-    return URL.createObjectURL(blob);
+    // A data: link, not a blob: one that would have to be revoked: at most
+    // 1,000 rows are kept.
+    return "data:text/csv;charset=utf-8," + encodeURIComponent(out.join("\r\n") + "\r\n");
   }
 
   const x = imp.value;
