@@ -334,6 +334,46 @@ func TestConsoleInboxInChromium(t *testing.T) {
 	if err := chromedp.Do(step(20*time.Second), chromedp.WaitVisible(chromedp.CSS(`#subscriber-typing`))); err != nil {
 		t.Fatalf("no typing mark: %v", err)
 	}
+	// The subscriber sends a picture: it shows in place, live.
+	up := b.do(http.MethodPost, "/public/v1/conversation/attachments", token, "image/png", pngBytes)
+	if up.status != http.StatusCreated {
+		t.Fatalf("upload: %d %s", up.status, up.body)
+	}
+	if res := b.postJSON("/public/v1/conversation/messages", token, map[string]any{"body": "Here is the label",
+		"attachment_id": up.json(t)["id"]}); res.status != http.StatusCreated {
+		t.Fatalf("send the picture: %d %s", res.status, res.body)
+	}
+	if err := chromedp.Do(step(20*time.Second),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("#messages img.attachment")].some((img) => img.src.includes("/public/v1/attachments/"))`),
+	); err != nil {
+		t.Fatalf("the picture in the conversation: %v", err)
+	}
+	// Handed to a team, the conversation is in the team's view.
+	team := b.postJSON("/api/v1/teams", b.admin, map[string]any{"name": "Billing " + randomSuffix()})
+	if team.status != http.StatusCreated {
+		t.Fatalf("team: %d %s", team.status, team.body)
+	}
+	teamID := fmt.Sprint(int64(team.json(t)["id"].(float64)))
+	conversation, err := chromedp.Run(step(10*time.Second), chromedp.Evaluate[string](`location.hash`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(step(20*time.Second),
+		// The teams are read as a conversation opens: this one is new.
+		chromedp.Evaluate[chromedp.Void](`location.hash = "#/inbox"`),
+		chromedp.WaitVisible(chromedp.CSS(`#view-team-`+teamID)),
+		chromedp.Evaluate[chromedp.Void](`location.hash = `+strconv.Quote(conversation)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#assign option[value="team:`+teamID+`"]') !== null`),
+		chromedp.Evaluate[chromedp.Void](`(() => { const el = document.querySelector("#assign"); el.value = "team:`+teamID+`";
+			el.dispatchEvent(new Event("change", {bubbles: true})); })()`),
+		chromedp.Evaluate[chromedp.Void](`location.hash = "#/inbox?view=team-`+teamID+`"`),
+		chromedp.WaitVisible(chromedp.CSS(`#view-team-`+teamID+`[aria-selected="true"]`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#conversations") && document.querySelector("#conversations").textContent.includes("Here is the label")`),
+		chromedp.Evaluate[chromedp.Void](`location.hash = `+strconv.Quote(conversation)),
+		chromedp.WaitVisible(chromedp.ID("labels")),
+	); err != nil {
+		t.Fatalf("the team's view: %v", err)
+	}
 	// Available for new conversations, as the server keeps it.
 	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/console?lang=en#/inbox"),
 		chromedp.WaitVisible(chromedp.CSS(`#availability input`)),

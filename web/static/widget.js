@@ -51,6 +51,8 @@ header button{background:none;border:0;font-size:20px;cursor:pointer;padding:0 4
 .b a{color:#1a56b0}
 .m img{display:block;max-width:100%;max-height:200px;border-radius:6px;margin-top:4px}
 .m a.file{display:inline-block;margin-top:4px;text-decoration:underline}
+.btns{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}
+.btn{border:1px solid var(--accent);color:var(--accent);background:#fff;border-radius:14px;padding:2px 10px;cursor:pointer;text-decoration:none;font-size:13px}
 .typing,.status{font-size:12px;color:#555;padding:0 12px;min-height:16px}
 form{display:flex;gap:6px;padding:8px;border-top:1px solid #e2e4e8;align-items:flex-end}
 textarea{flex:1;resize:none;border:1px solid #c4c7cc;border-radius:8px;padding:8px;height:40px;max-height:120px}
@@ -143,6 +145,20 @@ form button.send{background:var(--accent);color:#fff}
     return box;
   }
 
+  // An agent's buttons: a link opens; an answer is sent as the
+  // subscriber's message.
+  function buttons(m) {
+    if (!m.buttons || m.buttons.length === 0 || m.author === "subscriber") return null;
+    return el("div", { class: "btns" }, ...m.buttons.map((b) => b.url
+      ? el("a", { class: "btn", href: b.url, target: "_blank", rel: "noopener" }, b.label)
+      : el("button", { type: "button", class: "btn", onclick: () => {
+        const key = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+        const answer = { author: "subscriber", body: b.label, client_key: key, created_at: new Date().toISOString() };
+        messages.set(key, answer);
+        send(answer);
+      } }, b.label)));
+  }
+
   function render() {
     const items = [...broadcasts.map((b) => ({ b, at: b.received_at })), ...[...messages.values()].map((m) => ({ m, at: m.created_at }))]
       .sort((x, y) => new Date(x.at) - new Date(y.at));
@@ -160,7 +176,7 @@ form button.send{background:var(--accent);color:#fff}
       return el("div", { class: "m " + (mine ? "subscriber" : "agent") + (m.state ? " " + m.state : ""), "data-id": m.id || "",
         onclick: m.state === "failed" ? () => send(m) : null },
         mine ? null : el("span", { class: "who" }, m.author_name || ""), m.body,
-        m.attachment ? attachment(m) : null, el("span", { class: "meta" }, meta));
+        m.attachment ? attachment(m) : null, buttons(m), el("span", { class: "meta" }, meta));
     }) : [el("p", { class: "empty" }, T.empty)]));
     feed.scrollTop = feed.scrollHeight;
     markRead();

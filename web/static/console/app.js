@@ -777,6 +777,22 @@ function marks(conversationID, type) {
 }
 
 const views = [["unassigned", "none"], ["mine", "me"], ["all", "any"]];
+// The teams, each a view of its own (read again as the inbox or a
+// conversation opens).
+const teams = signal(null);
+
+// StaffAttachment shows an attachment through a short-lived signed link:
+// images in place, anything else (a PDF) as a download.
+function StaffAttachment({ a }) {
+  const link = useSignal(null);
+  useEffect(() => {
+    api("GET", "/attachments/" + a.id).then((r) => (link.value = r.url), () => {});
+  }, [a.id]);
+  if (!link.value) return html`<p class="muted">${t("file")}…</p>`;
+  return a.content_type.startsWith("image/")
+    ? html`<a href=${link.value} target="_blank" rel="noopener"><img class="attachment" src=${link.value} alt=${t("file")} /></a>`
+    : html`<p><a class="attachment" href=${link.value} download="">${t("file")} (${Math.ceil(a.size / 1024)} KB)</a></p>`;
+}
 
 // Availability: whether the inbox's automatic assignment may give this
 // person conversations.
@@ -807,16 +823,25 @@ function Inbox({ query }) {
   const items = useSignal(null);
   const error = useSignal("");
   useEffect(() => {
+    api("GET", "/teams").then((r) => (teams.value = r.items), () => (teams.value = teams.value || []));
+  }, []);
+  useEffect(() => {
+    const team = view.startsWith("team-") ? view.slice(5) : "";
     const assignee = (views.find(([v]) => v === view) || views[0])[1];
-    api("GET", "/conversations?limit=100&assignee=" + assignee).then((r) => (items.value = r.items), (e) => (error.value = e.message));
+    const query = team ? "team_id=" + encodeURIComponent(team) : "assignee=" + assignee;
+    api("GET", "/conversations?limit=100&" + query).then((r) => (items.value = r.items), (e) => (error.value = e.message));
   }, [view, inboxTick.value]);
   const c = counts.value || {};
   const number = { unassigned: c.unassigned, mine: c.mine, all: c.open };
+  // A team's unread figure is what its open list shows.
+  const teamUnread = view.startsWith("team-") && items.value ? items.value.filter((x) => x.unread > 0).length : null;
   return html`<h1>${t("inbox")}</h1>
     <p class="tabs" role="tablist">${views.map(
       ([v]) => html`<a key=${v} role="tab" id=${"view-" + v} aria-selected=${v === view ? "true" : "false"}
         href=${"#/inbox?view=" + v}>${t("view_" + v)} <span class="count">${number[v] ?? ""}</span></a>`,
-    )}
+    )}${(teams.value || []).map((tm) => html`<a key=${"team-" + tm.id} role="tab" id=${"view-team-" + tm.id}
+        aria-selected=${view === "team-" + tm.id ? "true" : "false"} href=${"#/inbox?view=team-" + tm.id}>${tm.name}
+        ${view === "team-" + tm.id && teamUnread ? html` <span class="count">${teamUnread}</span>` : ""}</a>`)}
       ${session.value.kind === "session" && html`<${Availability} />`}
       ${"Notification" in window && Notification.permission === "default" &&
       html`<button type="button" class="secondary small" onClick=${() => Notification.requestPermission()}>${t("desktopNotifications")}</button>`}
@@ -842,6 +867,8 @@ function Conversation({ id }) {
   const note = useSignal(false);
   const error = useSignal("");
   const canned = useSignal([]);
+  const replyButtons = useSignal([]);
+  const agents = useSignal([]);
   const load = () =>
     Promise.all([api("GET", "/conversations/" + id), api("GET", "/conversations/" + id + "/messages?limit=200")]).then(
       ([c, m]) => {
@@ -864,6 +891,8 @@ function Conversation({ id }) {
     return () => document.removeEventListener("visibilitychange", markRead);
   }, [id]);
   useEffect(() => {
+    api("GET", "/agents").then((r) => (agents.value = r.items || []), () => {});
+    api("GET", "/teams").then((r) => (teams.value = r.items), () => (teams.value = teams.value || []));
     api("GET", "/canned-responses").then((r) => (canned.value = r.items || []), () => {});
   }, []);
   useEffect(() => {
@@ -899,6 +928,14 @@ function Conversation({ id }) {
       error.value = e.message;
     }
   }
+  async function assign(body) {
+    try {
+      await api("POST", "/conversations/" + id + "/assign", body);
+      load();
+    } catch (e) {
+      error.value = e.message;
+    }
+  }
   async function snooze() {
     const until = new Date();
     until.setDate(until.getDate() + 1);
@@ -927,8 +964,12 @@ function Conversation({ id }) {
     const optimistic = { id: "pending-" + key, author: "agent", author_name: session.value.user.name, body, private: note.value, pending: true };
     pending.value = [...pending.value, optimistic];
     setDraft("");
+    // Buttons under a reply: an answer the subscriber taps, or a link.
+    const buttons = note.value ? [] : replyButtons.value.filter((b) => b.label.trim()).map((b) => (b.url ? { label: b.label, url: b.url } : { label: b.label }));
+    replyButtons.value = [];
     try {
-      const m = await api("POST", "/conversations/" + id + "/messages", { body, private: note.value, client_key: key });
+      const m = await api("POST", "/conversations/" + id + "/messages", { body, private: note.value, client_key: key,
+        ...(buttons.length ? { buttons } : {}) });
       messages.value = [...messages.value.filter((x) => x.id !== m.id), m];
     } catch (e) {
       error.value = e.message;
@@ -971,7 +1012,7 @@ function Conversation({ id }) {
           (m) => html`<li key=${m.id} class=${"message " + m.author + (m.private ? " note" : "") + (m.pending ? " pending" : "")}>
             <div class="meta">${m.private ? t("note") + " · " : ""}${m.author === "subscriber" ? t("subscriber") : m.author_name || m.author}
               ${m.read_at ? html` · <span class="read">${t("read")}</span>` : m.delivered_at ? html` · ${t("deliveredShort")}` : ""}</div>
-            <div class="text">${m.body}</div></li>`,
+            <div class="text">${m.body}</div>${m.attachment && html`<${StaffAttachment} a=${m.attachment} />`}</li>`,
         )}</ol>
         ${marks(id, "typing").some((x) => x.author === "subscriber") && html`<p class="muted" id="subscriber-typing">${t("subscriberTyping")}</p>`}
         <div class="reply">
@@ -985,8 +1026,17 @@ function Conversation({ id }) {
               if (r) setDraft(r.body);
               e.target.value = "";
             }}><option value="">${t("canned")}</option>${canned.value.map((r) => html`<option value=${r.id}>${r.title}</option>`)}</select>`}
+            ${!note.value && replyButtons.value.length < 3 && html`<button type="button" class="secondary small" id="add-reply-button"
+              onClick=${() => (replyButtons.value = [...replyButtons.value, { label: "", url: "" }])}>${t("addButton")}</button>`}
             <button type="button" id="send" onClick=${send}>${t("send")}</button>
           </div>
+          ${!note.value && replyButtons.value.map((b, i) => html`<div class="row" key=${i}>
+            <input type="text" aria-label=${t("buttonLabel")} placeholder=${t("buttonLabel")} maxlength="40" value=${b.label}
+              onInput=${(e) => (replyButtons.value = replyButtons.value.map((x, j) => (j === i ? { ...x, label: e.target.value } : x)))} />
+            <input type="url" aria-label=${t("link")} placeholder=${t("answerOrLink")} value=${b.url}
+              onInput=${(e) => (replyButtons.value = replyButtons.value.map((x, j) => (j === i ? { ...x, url: e.target.value } : x)))} />
+            <button type="button" class="secondary small" onClick=${() => (replyButtons.value = replyButtons.value.filter((_, j) => j !== i))}>${t("remove")}</button>
+          </div>`)}
           <p class="muted small">${t("shortcuts")}</p>
         </div>
       </section>
@@ -998,6 +1048,14 @@ function Conversation({ id }) {
           html`<button type="button" class="secondary" id="snooze" onClick=${snooze}>${t("snoozeTomorrow")}</button>`}
           ${c.status === "snoozed" && html`<p class="muted">${t("snoozedUntil")} ${when(c.snoozed_until)}</p>`}
         </div>
+        <label for="assign">${t("assignTo")}</label>
+        <select id="assign" value="" onChange=${(e) => {
+          const [kind, target] = e.target.value.split(":");
+          e.target.value = "";
+          if (target) assign(kind === "team" ? { team_id: Number(target) } : { assignee_id: Number(target) });
+        }}><option value="">–</option>
+          ${agents.value.map((a) => html`<option key=${"u" + a.user_id} value=${"user:" + a.user_id}>${a.name}${a.available ? "" : " (" + t("away") + ")"}</option>`)}
+          ${(teams.value || []).map((tm) => html`<option key=${"t" + tm.id} value=${"team:" + tm.id}>${t("team")}: ${tm.name}</option>`)}</select>
         <form class="labels" onSubmit=${saveLabels} key=${(c.labels || []).join(",")}>
           <label for="labels">${t("labels")}</label>
           <input id="labels" name="labels" type="text" value=${(c.labels || []).join(", ")} placeholder="vip, billing" />
