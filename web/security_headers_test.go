@@ -1,6 +1,9 @@
 package web_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -60,6 +63,39 @@ func TestSecurityHeaders(t *testing.T) {
 			}
 			if strings.Contains(string(res.body), "<script>") || strings.Contains(string(res.body), " onclick=") {
 				t.Errorf("%s has inline script", r.path)
+			}
+		}
+	})
+
+	t.Run("ScriptsAreSentCompressedToWhoeverTakesIt", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		plain := b.doFrom(b.app, "198.51.100.90", http.MethodGet, "/widget.js", "", "", nil)
+		for _, c := range []struct {
+			accept string
+			gzip   bool
+		}{{"gzip, deflate, br", true}, {"br;q=1, GZIP;q=0.5", true}, {"gzip;q=0", false}, {"identity", false}, {"", false}} {
+			res := b.doFrom(b.app, "198.51.100.90", http.MethodGet, "/widget.js", "", "", nil, "Accept-Encoding", c.accept)
+			body := res.body
+			if res.header.Get("Content-Encoding") == "gzip" {
+				if !c.gzip {
+					t.Fatalf("Accept-Encoding %q: gzip", c.accept)
+				}
+				zr, err := gzip.NewReader(bytes.NewReader(res.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body, err = io.ReadAll(zr); err != nil {
+					t.Fatal(err)
+				}
+				if len(res.body) > len(plain.body)/2 {
+					t.Errorf("compressed %d of %d bytes", len(res.body), len(plain.body))
+				}
+			} else if c.gzip {
+				t.Fatalf("Accept-Encoding %q: not compressed", c.accept)
+			}
+			if !bytes.Equal(body, plain.body) || res.header.Get("Vary") != "Accept-Encoding" {
+				t.Fatalf("Accept-Encoding %q: %d bytes, Vary %q", c.accept, len(body), res.header.Get("Vary"))
 			}
 		}
 	})

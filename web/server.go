@@ -5,6 +5,8 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"embed"
 	"errors"
@@ -401,12 +403,41 @@ func (s *Server) static(name, contentType string) fiber.Handler {
 	if err != nil {
 		panic(err)
 	}
+	// Compressed once, here: the widget and the console's scripts are a
+	// third of their size on the wire, at no cost per request.
+	var gz bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	if _, err := w.Write(body); err != nil {
+		panic(err)
+	}
+	if err := w.Close(); err != nil {
+		panic(err)
+	}
+	zipped := gz.Bytes()
 	return func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, contentType+"; charset=utf-8")
 		c.Set(fiber.HeaderCacheControl, "no-cache")
 		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+		c.Vary(fiber.HeaderAcceptEncoding)
+		if len(zipped) < len(body) && acceptsGzip(c.Get(fiber.HeaderAcceptEncoding)) {
+			c.Set(fiber.HeaderContentEncoding, "gzip")
+			return c.Send(zipped)
+		}
 		return c.Send(body)
 	}
+}
+
+// acceptsGzip reports whether an Accept-Encoding header takes gzip (and
+// does not refuse it with q=0).
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
 }
 
 func (s *Server) readyz(c *fiber.Ctx) error {

@@ -3,7 +3,10 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/herald-im/herald/access"
+	"github.com/herald-im/herald/optin"
 )
 
 // TestConsoleStoryInChromium is Herald as its three kinds of people use
@@ -249,4 +253,81 @@ func TestConsoleStoryInChromium(t *testing.T) {
 	for _, browser := range []context.Context{staff, adminBrowser, subscriber, marketer} {
 		run(step(browser, 10*time.Second), "leave", chromedp.Navigate("about:blank"))
 	}
+}
+
+// TestWidgetOnAnotherSiteInChromium: a shop's page on another origin,
+// whose styles try to restyle everything, embeds the widget for its
+// signed-in customer (identity HMAC from the shop's backend). The widget
+// keeps its own look, calls Herald across origins, and the customer's
+// message arrives; the shop's page keeps its own look too.
+func TestWidgetOnAnotherSiteInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	t.Parallel()
+	b := setup(t)
+	base := "http://" + serve(t, b.appWith(nil))
+	ext := "shop-customer-" + randomSuffix()
+	if res := b.postJSON("/public/v1/subscribe", "", map[string]any{"app": b.appSlug, "list": b.list, "external_id": ext,
+		"identity_hmac": optin.IdentityHMAC(b.identity, ext), "device": map[string]any{"platform": "fcm", "token": b.sim.NewFCMToken()}}); res.status != http.StatusAccepted {
+		t.Fatalf("subscribe: %d %s", res.status, res.body)
+	}
+	page := `<!doctype html><html lang="de"><head><meta charset="utf-8"><title>Shop</title><style>
+		* { color: rgb(255, 0, 0) !important; font: 40px serif !important; background: lime !important; }
+		div, section, button, textarea { display: none !important; border: 9px solid blue !important; }
+		</style></head><body><h1 id="heading">Schuhe</h1>
+		<script src="` + base + `/widget.js" data-app="` + b.appSlug + `" data-external-id="` + ext + `"
+			data-identity-hmac="` + optin.IdentityHMAC(b.identity, ext) + `" async></script></body></html>`
+	shop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, page)
+	}))
+	t.Cleanup(shop.Close)
+
+	browser := newChromium(t)
+	ctx := func(d time.Duration) context.Context {
+		c, cancel := context.WithTimeout(browser, d)
+		t.Cleanup(cancel)
+		return c
+	}
+	widget := `document.querySelector("#herald-chat").shadowRoot`
+	message := "Passen die Schuhe auch in Größe 46? " + randomSuffix()
+	if err := chromedp.Do(ctx(30*time.Second),
+		chromedp.Navigate(shop.URL),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#herald-chat") !== null`),
+		chromedp.Evaluate[chromedp.Void](widget+`.querySelector(".launch").click()`),
+		chromedp.Poll[chromedp.Void](`!`+widget+`.querySelector(".panel").hidden`),
+	); err != nil {
+		t.Fatalf("the widget on the shop's page: %v", err)
+	}
+	look, err := chromedp.Run(ctx(10*time.Second), chromedp.Evaluate[map[string]string](`(() => {
+		const r = `+widget+`; const launch = r.querySelector(".launch"); const panel = r.querySelector(".panel");
+		const box = launch.getBoundingClientRect();
+		return { launchWidth: String(box.width), launchColor: getComputedStyle(launch).color,
+			panelDisplay: getComputedStyle(panel).display, panelFont: getComputedStyle(panel.querySelector("textarea")).fontSize,
+			title: r.querySelector("header h2").textContent, placeholder: r.querySelector("textarea").placeholder,
+			heading: getComputedStyle(document.querySelector("#heading")).color };
+	})()`))
+	if err != nil {
+		t.Fatalf("the widget's look: %v", err)
+	}
+	want := map[string]string{"launchWidth": "56", "launchColor": "rgb(255, 255, 255)", "panelDisplay": "flex", "panelFont": "14px",
+		"title": "Nachrichten", "placeholder": "Nachricht schreiben…", "heading": "rgb(255, 0, 0)"}
+	for k, v := range want {
+		if look[k] != v {
+			t.Errorf("%s: %q, want %q", k, look[k], v)
+		}
+	}
+	if err := chromedp.Do(ctx(20*time.Second),
+		chromedp.Evaluate[chromedp.Void](`(() => { const r = `+widget+`; const input = r.querySelector("textarea");
+			input.value = `+strconv.Quote(message)+`; r.querySelector("form").requestSubmit(); })()`),
+		chromedp.Poll[chromedp.Void](`[...`+widget+`.querySelectorAll(".m.subscriber")].some((m) => m.dataset.id && m.textContent.includes(`+strconv.Quote(message)+`))`),
+		chromedp.Navigate("about:blank"),
+	); err != nil {
+		t.Fatalf("the customer writes: %v", err)
+	}
+	waitFor(t, func() bool {
+		res := b.do(http.MethodGet, "/api/v1/conversations/search?q="+url.QueryEscape("Größe 46"), b.agent, "", nil)
+		return res.status == http.StatusOK && strings.Contains(string(res.body), message)
+	})
 }

@@ -25,7 +25,7 @@
       file: "Datei", you: "Sie", broadcast: "Mitteilung", tooBig: "Die Datei ist größer als 10 MB." },
   }[lang];
 
-  const css = `:host{all:initial}
+  const css = `:host{all:initial !important}
 *{box-sizing:border-box;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1a1a1a;margin:0}
 .launch{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:var(--accent);
 color:#fff;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000;font-size:24px}
