@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/herald-im/herald/apikeys"
 	"github.com/herald-im/herald/apps"
@@ -77,6 +79,43 @@ func benchConsolePages(ctx context.Context, pool *pgxpool.Pool, client *river.Cl
 		Scan(&mid, &ext); err != nil {
 		return err
 	}
+	// Real conversations: subscribers of the campaign write, through the
+	// same service the public API uses, so the inbox pages read what a busy
+	// support team's would.
+	camp, err := svc.Get(ctx, campaignID)
+	if err != nil {
+		return err
+	}
+	const conversationsWanted = 5000
+	began := time.Now()
+	writers, err := pool.Query(ctx, `SELECT id FROM subscribers WHERE id >= $1 ORDER BY id LIMIT $2`, mid, conversationsWanted)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(writers, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, id := range ids {
+		g.Go(func() error {
+			_, _, err := convSvc.Send(gctx, audit.Subscriber(id, netip.MustParseAddr("192.0.2.1")), id, camp.AppID,
+				conversations.SendRequest{Body: fmt.Sprintf("Question %d: where is my order?", i), ClientKey: fmt.Sprintf("bench-%d", id)})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("bench conversations: %w", err)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE conversations, conversation_messages`); err != nil {
+		return err
+	}
+	fmt.Printf("\n  %d conversations written through the conversations service in %v\n", len(ids), time.Since(began).Round(time.Millisecond))
+	var conv int64
+	if err := pool.QueryRow(ctx, `SELECT id FROM conversations WHERE subscriber_id = $1`, ids[len(ids)/2]).Scan(&conv); err != nil {
+		return err
+	}
 	calls := []struct{ name, path string }{
 		{"subscribers, first page", "/api/v1/subscribers?limit=50"},
 		{"subscribers, a page in the middle", fmt.Sprintf("/api/v1/subscribers?limit=50&after=%d", mid)},
@@ -85,8 +124,13 @@ func benchConsolePages(ctx context.Context, pool *pgxpool.Pool, client *river.Cl
 		{"subscriber page", fmt.Sprintf("/api/v1/subscribers/%d", mid)},
 		{"campaign page (campaign)", fmt.Sprintf("/api/v1/campaigns/%d", campaignID)},
 		{"campaign page (counters)", fmt.Sprintf("/api/v1/campaigns/%d/stats", campaignID)},
-		{"inbox (conversations)", "/api/v1/conversations?assignee=any&limit=50"},
+		{"campaign page (timeline)", fmt.Sprintf("/api/v1/campaigns/%d/timeline", campaignID)},
+		{"inbox (unassigned)", "/api/v1/conversations?assignee=none&limit=100"},
+		{"inbox (all open)", "/api/v1/conversations?assignee=any&limit=100"},
 		{"inbox (counts)", "/api/v1/conversations/counts"},
+		{"conversation (with context)", fmt.Sprintf("/api/v1/conversations/%d", conv)},
+		{"conversation (messages)", fmt.Sprintf("/api/v1/conversations/%d/messages?limit=200", conv)},
+		{"subscriber's conversations", fmt.Sprintf("/api/v1/subscribers/%d/conversations", ids[len(ids)/2])},
 	}
 	fmt.Printf("\n  console pages on %d subscribers and the finished campaign (server time, 100 calls each; target p95 < 100ms)\n", last)
 	for _, call := range calls {
