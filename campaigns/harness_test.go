@@ -221,6 +221,20 @@ func (b *testBundle) countersMatch(id int64) {
 	if len(diff) > 0 {
 		b.t.Fatalf("campaign %d: counters differ from a recount of its rows: %v", id, diff)
 	}
+	// The timeline counts each delivery once, at its latest outcome.
+	var recount, kept [3]int64
+	if err := b.pool.QueryRow(context.Background(), `
+		SELECT (SELECT count(*) FILTER (WHERE status = 'delivered') FROM deliveries WHERE campaign_id = $1),
+			(SELECT count(*) FILTER (WHERE status = 'failed') FROM deliveries WHERE campaign_id = $1),
+			(SELECT count(*) FILTER (WHERE status = 'unknown') FROM deliveries WHERE campaign_id = $1),
+			coalesce(sum(delivered), 0), coalesce(sum(failed), 0), coalesce(sum(unknown), 0)
+		FROM campaign_delivery_timeline WHERE campaign_id = $1`, id).
+		Scan(&recount[0], &recount[1], &recount[2], &kept[0], &kept[1], &kept[2]); err != nil {
+		b.t.Fatalf("recount the timeline of campaign %d: %v", id, err)
+	}
+	if recount != kept {
+		b.t.Fatalf("campaign %d: timeline (delivered, failed, unknown) %v, rows %v", id, kept, recount)
+	}
 }
 
 // CountersDiffSQL lists, for campaign $1, every (platform, status, outcome)

@@ -29,7 +29,7 @@ func (s *Service) Received(ctx context.Context, subscriberID, appID, before int6
 		SELECT c.id, c.content, r.received_at, coalesce(s.locale, '')
 		FROM (SELECT campaign_id, max(finished_at) AS received_at
 		      FROM deliveries
-		      WHERE subscriber_id = $1 AND status = 'delivered' AND ($3 = 0 OR campaign_id < $3)
+		      WHERE subscriber_id = $1 AND status = 'delivered' AND ($3::bigint = 0 OR campaign_id < $3::bigint)
 		      GROUP BY campaign_id) r
 		JOIN campaigns c ON c.id = r.campaign_id AND c.app_id = $2
 		JOIN subscribers s ON s.id = $1

@@ -299,7 +299,7 @@ func (s *Service) Agents(ctx context.Context, userID int64) ([]Availability, err
 		SELECT u.id, u.name, u.available, u.capacity,
 			(SELECT count(*) FROM conversations c WHERE c.assignee_id = u.id AND c.status IN ('open', 'pending'))
 		FROM users u
-		WHERE u.role IN ('agent', 'admin') AND u.state = 'active' AND ($1 = 0 OR u.id = $1)
+		WHERE u.role IN ('agent', 'admin') AND u.state = 'active' AND ($1::bigint = 0 OR u.id = $1::bigint)
 		ORDER BY u.name, u.id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("conversations: agents: %w", err)

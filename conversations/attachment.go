@@ -125,7 +125,7 @@ func (s *Service) claimAttachment(ctx context.Context, tx pgx.Tx, id, subscriber
 func (s *Service) AttachmentOf(ctx context.Context, id, subscriberID int64) (*Attachment, error) {
 	var a Attachment
 	err := s.pool.QueryRow(ctx, `SELECT id, subscriber_id, content_type, size, created_at, storage_key FROM attachments
-		WHERE id = $1 AND ($2 = 0 OR subscriber_id = $2)`, id, subscriberID).
+		WHERE id = $1 AND ($2::bigint = 0 OR subscriber_id = $2::bigint)`, id, subscriberID).
 		Scan(&a.ID, &a.SubscriberID, &a.ContentType, &a.Size, &a.CreatedAt, &a.key)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound

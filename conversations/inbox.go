@@ -107,9 +107,9 @@ func (s *Service) Inbox(ctx context.Context, f Filter) (*InboxPage, error) {
 		LEFT JOIN attachments a ON a.id = m.attachment_id
 		WHERE c.status = $1
 		  AND ($2 = 'any' OR ($2 = 'none' AND c.assignee_id IS NULL) OR ($2 = 'one' AND c.assignee_id = $3))
-		  AND ($4 = 0 OR c.team_id = $4)
+		  AND ($4::bigint = 0 OR c.team_id = $4::bigint)
 		  AND ($5 = '' OR c.labels @> ARRAY[$5])
-		  AND ($6 = 0 OR (coalesce(c.waiting_since, 'infinity'), c.id) >
+		  AND ($6::bigint = 0 OR (coalesce(c.waiting_since, 'infinity'), c.id) >
 		      (CASE WHEN $8 THEN 'infinity'::timestamptz ELSE $7 END, $6))
 		ORDER BY coalesce(c.waiting_since, 'infinity'), c.id
 		LIMIT $9`

@@ -15,9 +15,11 @@ CREATE TABLE campaign_delivery_timeline (
     PRIMARY KEY (campaign_id, bucket, slot)
 );
 
--- Counts a delivery when it reaches an outcome: written with it (a slice's
--- outcomes are inserted), or changed to another (a resend, a retry): what
--- happened in each ten seconds.
+-- Counts a delivery where it reached its outcome: when it is written with
+-- it (a slice's outcomes are inserted), or when it changes (a resend or a
+-- retry takes the earlier outcome back out of its ten seconds, and the new
+-- one is counted in its own). So each delivery is counted once, at its
+-- latest outcome, and a timeline's totals are the campaign's figures.
 CREATE FUNCTION herald_delivery_timeline() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -34,14 +36,22 @@ BEGIN
             unknown = t.unknown + excluded.unknown;
     ELSE
         INSERT INTO campaign_delivery_timeline AS t (campaign_id, bucket, slot, delivered, failed, unknown)
-        SELECT n.campaign_id, date_bin('10 seconds', coalesce(n.finished_at, now()), timestamptz '2000-01-01'),
-            pg_backend_pid() % 16,
-            count(*) FILTER (WHERE n.status = 'delivered'), count(*) FILTER (WHERE n.status = 'failed'),
-            count(*) FILTER (WHERE n.status = 'unknown')
-        FROM new_rows n JOIN old_rows o ON o.campaign_id = n.campaign_id AND o.device_id = n.device_id
-        WHERE n.status IN ('delivered', 'failed', 'unknown')
-          AND (o.status IS DISTINCT FROM n.status OR o.finished_at IS DISTINCT FROM n.finished_at)
-        GROUP BY 1, 2 ORDER BY 1, 2
+        SELECT campaign_id, bucket, pg_backend_pid() % 16, sum(delivered), sum(failed), sum(unknown)
+        FROM (
+            SELECT n.campaign_id, date_bin('10 seconds', coalesce(n.finished_at, now()), timestamptz '2000-01-01') AS bucket,
+                (n.status = 'delivered')::int AS delivered, (n.status = 'failed')::int AS failed,
+                (n.status = 'unknown')::int AS unknown
+            FROM new_rows n JOIN old_rows o ON o.campaign_id = n.campaign_id AND o.device_id = n.device_id
+            WHERE n.status IN ('delivered', 'failed', 'unknown')
+              AND (o.status IS DISTINCT FROM n.status OR o.finished_at IS DISTINCT FROM n.finished_at)
+            UNION ALL
+            SELECT o.campaign_id, date_bin('10 seconds', coalesce(o.finished_at, now()), timestamptz '2000-01-01'),
+                -(o.status = 'delivered')::int, -(o.status = 'failed')::int, -(o.status = 'unknown')::int
+            FROM old_rows o JOIN new_rows n ON n.campaign_id = o.campaign_id AND n.device_id = o.device_id
+            WHERE o.status IN ('delivered', 'failed', 'unknown')
+              AND (o.status IS DISTINCT FROM n.status OR o.finished_at IS DISTINCT FROM n.finished_at)
+        ) d
+        GROUP BY 1, 2 HAVING sum(delivered) <> 0 OR sum(failed) <> 0 OR sum(unknown) <> 0 ORDER BY 1, 2
         ON CONFLICT (campaign_id, bucket, slot) DO UPDATE
         SET delivered = t.delivered + excluded.delivered, failed = t.failed + excluded.failed,
             unknown = t.unknown + excluded.unknown;

@@ -104,7 +104,7 @@ func ConsentRecords(ctx context.Context, db database.DB, subscriberID int64) ([]
 // ConsentPage returns a page of a subscriber's consent history, newest
 // first: the limit records before the record id before (0: the newest).
 func ConsentPage(ctx context.Context, db database.DB, subscriberID, before int64, limit int) ([]ConsentRecord, error) {
-	return consentRecords(ctx, db, `WHERE subscriber_id = $1 AND ($2 = 0 OR id < $2) ORDER BY id DESC LIMIT $3`,
+	return consentRecords(ctx, db, `WHERE subscriber_id = $1 AND ($2::bigint = 0 OR id < $2::bigint) ORDER BY id DESC LIMIT $3`,
 		subscriberID, before, limit)
 }
 

@@ -11,12 +11,13 @@ import (
 	"github.com/herald-im/herald/audit"
 	"github.com/herald-im/herald/brand"
 	"github.com/herald-im/herald/database"
+	"github.com/herald-im/herald/invalid"
 )
 
 // ErrNoLogo is returned by ListLogo for a list without a logo of its own.
 var ErrNoLogo = errors.New("subscribers: the list has no logo")
 
-// SetListLogo stores a list's own logo (PNG, JPEG or WebP, as read from its
+// SetListLogo stores a public list's own logo (PNG, JPEG or WebP, as read from its
 // bytes, at most brand.MaxLogoBytes), which its pages show instead of the
 // app's, or removes it when data is nil.
 func (s *Service) SetListLogo(ctx context.Context, actor audit.Actor, slug string, data []byte) (*List, error) {
@@ -31,6 +32,20 @@ func (s *Service) SetListLogo(ctx context.Context, actor audit.Actor, slug strin
 	var l *List
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		var err error
+		if data != nil {
+			// Only a public list has pages to show a logo on.
+			var visibility string
+			err := tx.QueryRow(ctx, `SELECT visibility FROM lists WHERE slug = $1 FOR UPDATE`, slug).Scan(&visibility)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return fmt.Errorf("subscribers: set logo of list %s: %w", slug, err)
+			}
+			if visibility != "public" {
+				return invalid.Field("logo", "a private list has no pages to show a logo on")
+			}
+		}
 		l, err = scanList(tx.QueryRow(ctx, `UPDATE lists SET logo = $2, logo_type = $3, updated_at = now()
 			WHERE slug = $1 RETURNING `+listColumns, slug, data, typ))
 		if err != nil {

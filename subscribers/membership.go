@@ -126,7 +126,7 @@ func SetConfirmed(ctx context.Context, db database.DB, listID, subscriberID int6
 // ids of the lists actually left, so callers can record consent for each.
 func Unsubscribe(ctx context.Context, db database.DB, listID, subscriberID int64) ([]int64, error) {
 	rows, err := db.Query(ctx, `UPDATE memberships SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
-		WHERE subscriber_id = $2 AND ($1 = 0 OR list_id = $1) AND status <> 'unsubscribed'
+		WHERE subscriber_id = $2 AND ($1::bigint = 0 OR list_id = $1::bigint) AND status <> 'unsubscribed'
 		RETURNING list_id`, listID, subscriberID)
 	if err != nil {
 		return nil, fmt.Errorf("subscribers: unsubscribe: %w", err)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -57,7 +58,16 @@ func (s *Server) testPush(c *fiber.Ctx) error {
 	if !d.Active {
 		return invalid.Field("device_id", "the device is no longer active: its provider said it is gone")
 	}
+	// Test pushes go to staff devices only: a subscriber's phone gets
+	// nothing they did not ask for.
+	if !d.TestDevice {
+		return invalid.Field("device_id", "is not a test device: mark it as one first (PUT /api/v1/subscribers/{id}/devices/{device_id})")
+	}
 	o, err := s.Senders.TestPush(ctx, actorOf(c), app, d.ToDelivery())
+	if errors.Is(err, apps.ErrTestPushLimit) {
+		c.Set(fiber.HeaderRetryAfter, "60")
+		return fiber.NewError(fiber.StatusTooManyRequests, fmt.Sprintf("an app takes %d test pushes a minute", apps.TestPushesPerMinute))
+	}
 	if err != nil {
 		return err
 	}

@@ -137,10 +137,14 @@ func TestBranding(t *testing.T) {
 		if !strings.Contains(page, `<img class="logo" src="/brand/lists/`+other.list+`/logo?v=`) {
 			t.Errorf("the list's page does not show its logo: %s", page)
 		}
-		// A private list has no pages: its logo is not served.
+		// A private list has no pages: its logo is not served, and it takes
+		// no new one.
 		other.do(http.MethodPatch, "/api/v1/lists/"+other.list, other.marketer, "application/json", []byte(`{"visibility":"private"}`))
 		if res := other.do(http.MethodGet, "/brand/lists/"+other.list+"/logo", "", "", nil); res.status != http.StatusNotFound {
 			t.Errorf("a private list's logo: %d", res.status)
+		}
+		if res := other.do(http.MethodPut, "/api/v1/lists/"+other.list+"/logo", other.marketer, "image/jpeg", jpeg); res.status != http.StatusUnprocessableEntity {
+			t.Errorf("a logo for a private list: %d %s", res.status, res.body)
 		}
 		if res := other.do(http.MethodDelete, "/api/v1/lists/"+other.list+"/logo", other.marketer, "", nil); res.status != http.StatusOK || res.json(t)["has_logo"] != false {
 			t.Errorf("remove the list's logo: %d %s", res.status, res.body)

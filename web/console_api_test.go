@@ -287,6 +287,17 @@ func TestConsoleAPI(t *testing.T) {
 			t.Fatalf("refused test pushes were sent: the device has %d pushes", n)
 		}
 
+		// Only a device an admin marked as a test device gets one.
+		if r := b.postJSON(path, b.admin, map[string]any{"device_id": deviceID}); r.status != http.StatusUnprocessableEntity || r.json(t)["field"] != "device_id" {
+			t.Fatalf("a test push to a subscriber's own device: %d %s", r.status, r.body)
+		}
+		if n := len(b.sim.Received("fcm", token)); n != 1 {
+			t.Fatalf("a refused test push was sent: the device has %d pushes", n)
+		}
+		if r := b.do(http.MethodPut, fmt.Sprintf("/api/v1/subscribers/%d/devices/%d", subID, deviceID), b.admin, "application/json",
+			[]byte(`{"test_device":true}`)); r.status != http.StatusOK {
+			t.Fatalf("mark the test device: %d %s", r.status, r.body)
+		}
 		res = b.postJSON(path, b.admin, map[string]any{"device_id": deviceID})
 		if res.status != http.StatusOK {
 			t.Fatalf("test push: %d %s", res.status, res.body)
@@ -313,8 +324,24 @@ func TestConsoleAPI(t *testing.T) {
 		e := entries[0].(map[string]any)
 		summary, _ := e["summary"].(map[string]any)
 		if e["action"] != "app.test_push" || e["object_type"] != "app" || e["object_id"] != b.appSlug || e["actor_type"] != "api_key" ||
-			fmt.Sprint(summary["device_id"]) != fmt.Sprint(deviceID) || summary["class"] != "delivered" || summary["platform"] != "fcm" {
+			fmt.Sprint(summary["device_id"]) != fmt.Sprint(deviceID) || summary["platform"] != "fcm" {
 			t.Errorf("audit entry %v", e)
+		}
+		result := b.do(http.MethodGet, "/api/v1/audit-log?action=app.test_push_result&object_id="+b.appSlug, b.admin, "", nil).json(t)["items"].([]any)
+		if len(result) != 1 || result[0].(map[string]any)["summary"].(map[string]any)["class"] != "delivered" {
+			t.Errorf("the recorded outcome: %v", result)
+		}
+		// An app takes ten a minute.
+		for i := 2; i <= apps.TestPushesPerMinute; i++ {
+			if r := b.postJSON(path, b.admin, map[string]any{"device_id": deviceID}); r.status != http.StatusOK {
+				t.Fatalf("test push %d: %d %s", i, r.status, r.body)
+			}
+		}
+		if r := b.postJSON(path, b.admin, map[string]any{"device_id": deviceID}); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+			t.Fatalf("test push %d: %d %s", apps.TestPushesPerMinute+1, r.status, r.body)
+		}
+		if n := len(b.waitReceived("fcm", token, 1+apps.TestPushesPerMinute)); n != 1+apps.TestPushesPerMinute {
+			t.Fatalf("the device has %d pushes", n)
 		}
 	})
 

@@ -36,6 +36,15 @@ func TestConsoleAppPageInChromium(t *testing.T) {
 		Scan(&deviceID, &subscriberID, &token); err != nil {
 		t.Fatal(err)
 	}
+	// The admin's own phone, marked as a test device on its page.
+	if err := chromedp.Do(step(30*time.Second),
+		chromedp.Navigate(base+"/console?lang=en#/subscribers/"+strconv.FormatInt(subscriberID, 10)),
+		chromedp.WaitVisible(chromedp.ID("test-device-"+strconv.FormatInt(deviceID, 10))),
+		chromedp.Click(chromedp.ID("test-device-"+strconv.FormatInt(deviceID, 10))),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#devices").textContent.includes("test device")`),
+	); err != nil {
+		t.Fatalf("mark the test device: %v", err)
+	}
 	logo := filepath.Join(t.TempDir(), "logo.png")
 	if err := os.WriteFile(logo, pngBytes, 0o600); err != nil {
 		t.Fatal(err)

@@ -84,7 +84,8 @@ form button.send{background:var(--accent);color:#fff}
     return e;
   };
 
-  let token = "", events = null, open = false, seenAt = 0, lastTyping = 0, agentTypingTimer = 0;
+  let token = "", events = null, open = false, seenAt = 0, lastTyping = 0, agentTypingTimer = 0, stopped = false;
+  const attachments = new Map(); // id → its element, made once: links are signed, short-lived and never cached
   const messages = new Map(); // id or client key → message
   let broadcasts = [];
   const badge = el("span", { class: "badge", hidden: true });
@@ -104,15 +105,15 @@ form button.send{background:var(--accent);color:#fff}
   root.append(launch, panel);
   host.style.setProperty("--accent", "#1a56b0");
 
-  async function call(method, path, body, raw) {
+  async function call(method, path, body, raw, again) {
     const headers = { Authorization: "Bearer " + token };
     if (body !== undefined && !raw) headers["Content-Type"] = "application/json";
     const res = await fetch(api + "/public/v1/conversation/" + path, {
       method, headers, body: raw ? body : body === undefined ? undefined : JSON.stringify(body),
     });
-    if (res.status === 401 && path !== "session") {
-      await session(); // the 12-hour token ran out
-      return call(method, path, body, raw);
+    if (res.status === 401 && !again) {
+      await session(); // the 12-hour token ran out: once
+      return call(method, path, body, raw, true);
     }
     const out = res.status === 204 ? null : await res.json();
     if (!res.ok) throw new Error((out && (out.reason ? out.field + " " + out.reason : out.detail || out.title)) || res.status);
@@ -126,9 +127,22 @@ form button.send{background:var(--accent);color:#fff}
     const res = await fetch(api + "/public/v1/conversation/session", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(proof),
     });
-    if (!res.ok) throw new Error("session " + res.status);
+    if (!res.ok) {
+      // A stored token that no longer holds (expired, or the person was
+      // erased) is dropped: asking with it again would only count as a
+      // failed proof against this browser's address.
+      if (!cfg.externalId && res.status >= 400 && res.status < 500 && res.status !== 429) {
+        localStorage.removeItem("herald_subscriber_token");
+        stopped = true;
+      }
+      throw new Error("session " + res.status);
+    }
     token = (await res.json()).token;
   }
+
+  // Only web links become links: a campaign may carry an app's deep link,
+  // which a browser cannot open, and nothing else belongs in an href.
+  const web = (u) => typeof u === "string" && /^https?:\/\//i.test(u);
 
   function time(s) {
     return new Date(s).toLocaleString(lang, { dateStyle: "short", timeStyle: "short" });
@@ -136,12 +150,15 @@ form button.send{background:var(--accent);color:#fff}
 
   function attachment(m) {
     const a = m.attachment;
+    if (attachments.has(a.id)) return attachments.get(a.id);
     const box = el("span");
+    attachments.set(a.id, box);
     call("GET", "attachments/" + a.id).then((r) => {
+      if (!web(r.url)) return;
       box.append(a.content_type.startsWith("image/")
         ? el("img", { src: r.url, alt: T.file })
         : el("a", { class: "file", href: r.url, download: "" }, T.file + " (" + Math.ceil(a.size / 1024) + " KB)"));
-    }, () => {});
+    }, () => attachments.delete(a.id));
     return box;
   }
 
@@ -150,7 +167,7 @@ form button.send{background:var(--accent);color:#fff}
   function buttons(m) {
     if (!m.buttons || m.buttons.length === 0 || m.author === "subscriber") return null;
     return el("div", { class: "btns" }, ...m.buttons.map((b) => b.url
-      ? el("a", { class: "btn", href: b.url, target: "_blank", rel: "noopener" }, b.label)
+      ? (web(b.url) ? el("a", { class: "btn", href: b.url, target: "_blank", rel: "noopener" }, b.label) : null)
       : el("button", { type: "button", class: "btn", onclick: () => {
         const key = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
         const answer = { author: "subscriber", body: b.label, client_key: key, created_at: new Date().toISOString() };
@@ -166,7 +183,7 @@ form button.send{background:var(--accent);color:#fff}
     feed.replaceChildren(...(items.length ? items.map(({ b, m }) => {
       if (b) {
         return el("div", { class: "b", "data-campaign": b.campaign_id }, el("span", { class: "who" }, T.broadcast + " · " + time(b.received_at)),
-          el("strong", {}, b.title), b.body, b.url ? el("div", {}, el("a", { href: b.url, target: "_blank", rel: "noopener" }, b.url)) : null);
+          el("strong", {}, b.title), b.body, web(b.url) ? el("div", {}, el("a", { href: b.url, target: "_blank", rel: "noopener" }, b.url)) : null);
       }
       const mine = m.author === "subscriber";
       let meta = time(m.created_at);
@@ -235,7 +252,9 @@ form button.send{background:var(--accent);color:#fff}
     }
   });
   input.addEventListener("input", () => {
-    if (Date.now() - lastTyping > 3000) {
+    // Every request spends the subscriber's own budget: typing is told at
+    // most every ten seconds.
+    if (Date.now() - lastTyping > 10000) {
       lastTyping = Date.now();
       call("POST", "typing").catch(() => {});
     }
@@ -286,7 +305,7 @@ form button.send{background:var(--accent);color:#fff}
       status.textContent = T.offline;
       if (events.readyState === EventSource.CLOSED) {
         // Closed for good (an expired token is refused): a new token, then again.
-        setTimeout(() => session().then(listen, () => {}), 5000);
+        if (!stopped) setTimeout(() => session().then(listen, () => {}), 5000);
       }
     });
   }

@@ -474,7 +474,11 @@ function SubscriberPage({ id }) {
       ? html`<p>${t("noDevices")}</p>`
       : html`<ul id="devices">${x.devices.map(
           (d) => html`<li key=${d.id}>${d.platform} <code>${d.address || ""}</code> · ${d.active ? t("active") : t("inactive")}
-            ${session.value.role === "admin" ? html` · ${t("deviceID")} ${d.id}` : ""}</li>`,
+            ${session.value.role === "admin" && html` · ${t("deviceID")} ${d.id}${d.test_device ? " · " + t("testDevice") : ""}
+              <button type="button" class="secondary small" id=${"test-device-" + d.id} onClick=${() =>
+                api("PUT", "/subscribers/" + id + "/devices/" + d.id, { test_device: !d.test_device }).then(() =>
+                  api("GET", "/subscribers/" + id).then((r) => (sub.value = r)), (e) => (error.value = e.message))}>
+                ${d.test_device ? t("unmarkTest") : t("markTest")}</button>`}</li>`,
         )}</ul>`}
     ${session.value.role !== "marketer" && html`<${SubscriberConversations} id=${id} />`}
     ${session.value.role === "admin" && x.state !== "erased" && html`<${PersonalData} sub=${x} reload=${() =>
@@ -537,6 +541,8 @@ function PersonalData({ sub, reload }) {
 // a local time in each subscriber's zone, outside quiet hours) and how fast.
 // The preview shows the notification as iOS, Android and a desktop browser
 // would, as you type.
+let countAsked = 0;
+
 function Composer() {
   const lists = useSignal([]);
   const error = useSignal("");
@@ -579,8 +585,11 @@ function Composer() {
       count.value = null;
       return undefined;
     }
+    // An answer for an audience changed since is dropped: only the newest
+    // question's answer shows.
+    const asked = ++countAsked;
     const timer = setTimeout(() => api("POST", "/audience-preview", { app: f.app, audience: audience() })
-      .then((p) => (count.value = p), (e) => (count.value = { error: e.message })), 400);
+      .then((p) => asked === countAsked && (count.value = p), (e) => asked === countAsked && (count.value = { error: e.message })), 400);
     return () => clearTimeout(timer);
   }, [audienceKey]);
   const setAction = (i, k, v) => (form.value = { ...f, actions: f.actions.map((a, j) => (j === i ? { ...a, [k]: v } : a)) });
