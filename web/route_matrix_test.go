@@ -112,6 +112,11 @@ func TestRoutePolicies(t *testing.T) {
 		append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 64)...)); err != nil {
 		t.Fatal(err)
 	}
+	// And the list's, through /brand/lists/:list/logo.
+	if _, err := b.pool.Exec(context.Background(), `UPDATE lists SET logo = $2, logo_type = 'image/png' WHERE slug = $1`,
+		b.list, append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 64)...)); err != nil {
+		t.Fatal(err)
+	}
 	convApp := b.appWith(func(c *config.Config) { c.RateLimitPerSubscriber = 1 << 20 })
 	streamApp := b.appWith(nil)
 	realParams := func(path string) string {

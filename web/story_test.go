@@ -160,7 +160,7 @@ func TestConsoleStoryInChromium(t *testing.T) {
 
 	// 3. The marketer composes, schedules a few seconds ahead and watches.
 	title := "Autumn is here " + suffix
-	run(step(marketer, 30*time.Second), "the marketer composes and schedules",
+	run(step(marketer, 45*time.Second), "the marketer composes",
 		chromedp.Click(chromedp.ID("new-campaign")),
 		chromedp.WaitVisible(chromedp.ID("c-name")),
 		chromedp.SendKeys(chromedp.ID("c-name"), title),
@@ -170,6 +170,8 @@ func TestConsoleStoryInChromium(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("c-body"), "New colours, new offers. Answer us here."),
 		chromedp.Click(chromedp.CSS(`#c-lists input[value="`+slug+`"]`)),
 		chromedp.Poll[chromedp.Void](`document.querySelector("#preview-ios").textContent.includes(`+strconv.Quote(title)+`)`),
+	)
+	run(step(marketer, 45*time.Second), "the marketer schedules",
 		chromedp.Click(chromedp.CSS(`input[name="mode"][value="at"]`)),
 		chromedp.WaitVisible(chromedp.ID("c-at")),
 		// Eight seconds from now, in the browser's own time zone.
@@ -183,7 +185,7 @@ func TestConsoleStoryInChromium(t *testing.T) {
 		chromedp.Click(chromedp.ID("action-schedule")),
 		chromedp.Poll[chromedp.Void](`["Scheduled", "Sending", "Finished"].includes(document.querySelector("#campaign-status").textContent)`),
 	)
-	run(step(marketer, 60*time.Second), "the campaign page shows it finished",
+	run(step(marketer, 90*time.Second), "the campaign page shows it finished",
 		chromedp.Poll[chromedp.Void](`document.querySelector("#campaign-status").textContent === "Finished"`))
 	if got := eval(step(marketer, 10*time.Second), "the figures", `document.querySelector("#figure-delivered").textContent + " " + window.heraldNoReload`); got != "1 true" {
 		t.Fatalf("delivered and not reloaded: %q", got)
