@@ -122,7 +122,17 @@ func (s *Server) subscriberHistory(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"items": msgs})
+	// Whether staff have read everything the subscriber sent: the widget's
+	// seen mark after a reload (the stream's read events say it live).
+	seen := false
+	conv, err := s.Conversations.SubscriberConversation(c.UserContext(), subID, appID)
+	switch {
+	case err == nil:
+		seen = conv.Unread == 0
+	case !errors.Is(err, conversations.ErrNotFound):
+		return err
+	}
+	return c.JSON(fiber.Map{"items": msgs, "seen": seen})
 }
 
 // subscriberBroadcasts lists the app's campaigns that reached the

@@ -246,6 +246,12 @@ func TestConsoleStoryInChromium(t *testing.T) {
 		text, _ := chromedp.Run(step(subscriber, 5*time.Second), chromedp.Evaluate[string](widget+`.querySelector(".panel").innerText`))
 		t.Fatalf("the widget shows the answer with who wrote it, and the question seen: %v; it shows:\n%s", err, text)
 	}
+	run(step(subscriber, 30*time.Second), "after a reload the question is still seen",
+		chromedp.Navigate(optinPage),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#herald-chat") !== null`),
+		chromedp.Evaluate[chromedp.Void](widget+`.querySelector(".launch").click()`),
+		chromedp.Poll[chromedp.Void](`[...`+widget+`.querySelectorAll(".m.subscriber .meta")].some((m) => m.textContent.includes("Seen"))`),
+	)
 	run(step(staff, 20*time.Second), "the agent sees the answer read",
 		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("#messages .message.agent")].some((m) => m.textContent.includes(`+strconv.Quote(answer)+`) && m.querySelector(".read"))`),
 	)

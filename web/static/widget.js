@@ -30,6 +30,10 @@
 .launch{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:var(--accent);
 color:#fff;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000;font-size:24px}
 .launch:focus-visible,button:focus-visible,textarea:focus-visible{outline:3px solid #1a73e8;outline-offset:2px}
+svg{width:24px;height:24px;display:block;margin:auto}
+.launch svg path{fill:#fff}
+form button svg{width:20px;height:20px}
+form button svg path{fill:none;stroke:#333;stroke-width:2;stroke-linecap:round}
 .badge{position:absolute;top:-2px;right:-2px;background:#d93025;color:#fff;border-radius:10px;padding:0 6px;font-size:12px}
 .panel{position:fixed;right:20px;bottom:88px;width:360px;max-width:calc(100vw - 24px);height:520px;max-height:calc(100vh - 110px);
 background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.3);display:flex;flex-direction:column;overflow:hidden;z-index:2147483000}
@@ -84,19 +88,31 @@ form button.send{background:var(--accent);color:#fff}
     return e;
   };
 
+  // Icons as SVG paths: an emoji needs a font the system may not have.
+  const icon = (d) => {
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("d", d);
+    svg.append(path);
+    return svg;
+  };
+  const chatIcon = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
+  const clipIcon = "M16.5 6.5l-7.8 7.8a1.5 1.5 0 0 0 2.1 2.1l7.8-7.8a3 3 0 0 0-4.2-4.2l-7.8 7.8a4.5 4.5 0 0 0 6.4 6.4l6.4-6.4";
   let token = "", events = null, open = false, seenAt = 0, lastTyping = 0, agentTypingTimer = 0, stopped = false;
   const attachments = new Map(); // id → its element, made once: links are signed, short-lived and never cached
   const messages = new Map(); // id or client key → message
   let broadcasts = [];
   const badge = el("span", { class: "badge", hidden: true });
-  const launch = el("button", { class: "launch", type: "button", "aria-label": T.open, "aria-expanded": "false", onclick: () => toggle() }, "💬", badge);
+  const launch = el("button", { class: "launch", type: "button", "aria-label": T.open, "aria-expanded": "false", onclick: () => toggle() }, icon(chatIcon), badge);
   const feed = el("div", { class: "feed", role: "log", "aria-live": "polite" });
   const typing = el("div", { class: "typing", "aria-live": "polite" });
   const status = el("div", { class: "status", role: "status" });
   const input = el("textarea", { id: "herald-message", "aria-label": T.placeholder, placeholder: T.placeholder, maxlength: "4000", rows: "1" });
   const file = el("input", { type: "file", class: "sr", id: "herald-file", accept: "image/jpeg,image/png,image/gif,image/webp,application/pdf", tabindex: "-1" });
   const form = el("form", {},
-    el("button", { type: "button", "aria-label": T.attach, title: T.attach, onclick: () => file.click() }, "📎"), file,
+    el("button", { type: "button", "aria-label": T.attach, title: T.attach, onclick: () => file.click() }, icon(clipIcon)), file,
     input, el("button", { type: "submit", class: "send" }, T.send));
   const title = el("h2", {}, T.title);
   const panel = el("section", { class: "panel", hidden: true, role: "dialog", "aria-label": T.title },
@@ -328,6 +344,8 @@ form button.send{background:var(--accent);color:#fff}
       fetch(api + "/public/v1/apps/" + encodeURIComponent(cfg.app)).then((r) => (r.ok ? r.json() : {}), () => ({})),
     ]);
     history.items.forEach(add);
+    // Everything they sent was read already: their last message is seen.
+    if (history.seen) seenAt = new Date();
     broadcasts = received.items;
     if (app.accent_color) host.style.setProperty("--accent", app.accent_color);
     if (app.company_name) title.textContent = app.company_name;

@@ -224,7 +224,8 @@ function Chart({ id, live }) {
   const width = 640, height = 160, pad = 24;
   const max = Math.max(1, ...x.points.map((p) => p.delivered + p.failed + p.unknown));
   const t0 = new Date(x.points[0].at).getTime();
-  const t1 = new Date(x.points[x.points.length - 1].at).getTime() + x.bucket_seconds * 1000;
+  // At least twelve buckets wide: a short send is a bar, not the whole chart.
+  const t1 = Math.max(new Date(x.points[x.points.length - 1].at).getTime() + x.bucket_seconds * 1000, t0 + 12 * x.bucket_seconds * 1000);
   const bw = Math.max(2, ((width - pad) * x.bucket_seconds * 1000) / Math.max(1, t1 - t0) - 1);
   const px = (at) => pad + ((width - pad) * (new Date(at).getTime() - t0)) / Math.max(1, t1 - t0);
   const py = (n) => ((height - pad) * n) / max;
