@@ -248,12 +248,38 @@ func TestConsoleComposerInChromium(t *testing.T) {
 	if err != nil || !strings.Contains(preview, "Winter sale") || !strings.Contains(preview, "Everything warm, 25% off") {
 		t.Fatalf("the preview does not follow the text: %q %v", preview, err)
 	}
+	// German and French text, each previewed in its language.
+	if err := chromedp.Do(step(20*time.Second),
+		chromedp.SendKeys(chromedp.ID("c-title-de"), "Winterschlussverkauf"),
+		chromedp.SendKeys(chromedp.ID("c-body-de"), "Alles Warme, 25 % günstiger"),
+		chromedp.Click(chromedp.ID("c-add-language")),
+		chromedp.SendKeys(chromedp.ID("c-locale-1"), "fr"),
+		chromedp.SendKeys(chromedp.ID("c-title-fr"), "Soldes d'hiver"),
+		chromedp.Evaluate[chromedp.Void](`(() => { const el = document.querySelector("#c-preview-language"); el.value = "fr";
+			el.dispatchEvent(new Event("change", {bubbles: true})); })()`),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#preview-ios").textContent.includes("Soldes d'hiver") &&
+			document.querySelector("#preview-ios").textContent.includes("Everything warm")`),
+	); err != nil {
+		t.Fatalf("languages: %v", err)
+	}
 	if err := chromedp.Do(step(20*time.Second),
 		chromedp.Click(chromedp.CSS(`#c-save`)),
 		chromedp.Poll[chromedp.Void](`document.querySelector("#campaign-status") && document.querySelector("#campaign-status").textContent === "Draft"`),
 		chromedp.Poll[chromedp.Void](`document.querySelector("#audience-devices") && document.querySelector("#audience-devices").textContent === "`+fmt.Sprint(devices)+`"`),
 	); err != nil {
 		t.Fatalf("save the draft: %v", err)
+	}
+	campaignID, err := chromedp.Run(step(10*time.Second), chromedp.Evaluate[string](`location.hash.split("/").pop()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := b.do(http.MethodGet, "/api/v1/campaigns/"+campaignID, b.marketer, "", nil).json(t)
+	variants, _ := saved["content"].(map[string]any)["variants"].(map[string]any)
+	if de, _ := variants["de"].(map[string]any); de == nil || de["title"] != "Winterschlussverkauf" || de["body"] != "Alles Warme, 25 % günstiger" {
+		t.Fatalf("saved variants %v", variants)
+	}
+	if fr, _ := variants["fr"].(map[string]any); fr == nil || fr["title"] != "Soldes d'hiver" || fr["body"] != "Everything warm, 25% off" {
+		t.Fatalf("saved variants %v", variants)
 	}
 	// A test send to one of them first.
 	first := b.do(http.MethodGet, "/api/v1/subscribers?list="+b.list+"&limit=1", b.marketer, "", nil).json(t)["items"].([]any)[0].(map[string]any)

@@ -549,7 +549,7 @@ function Composer() {
   const error = useSignal("");
   const busy = useSignal(false);
   const count = useSignal(null);
-  const form = useSignal({ name: "", app: "default", title: "", body: "", url: "", titleDe: "", bodyDe: "",
+  const form = useSignal({ name: "", app: "default", title: "", body: "", url: "", variants: [{ locale: "de", title: "", body: "" }],
     lists: [], mode: "now", at: "", localDate: "", localTime: "09:00", zone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC",
     quiet: false, quietStart: "22:00", quietEnd: "08:00", throttle: "", actions: [], conds: [] });
   useEffect(() => {
@@ -593,6 +593,10 @@ function Composer() {
       .then((p) => asked === countAsked && (count.value = p), (e) => asked === countAsked && (count.value = { error: e.message })), 400);
     return () => clearTimeout(timer);
   }, [audienceKey]);
+  const setVariant = (i, k, v) => (form.value = { ...f, variants: f.variants.map((x, j) => (j === i ? { ...x, [k]: v } : x)) });
+  // The preview shows the default text, or a language's.
+  const shownIn = useSignal("");
+  const shown = f.variants.find((v) => v.locale && v.locale === shownIn.value);
   const setAction = (i, k, v) => (form.value = { ...f, actions: f.actions.map((a, j) => (j === i ? { ...a, [k]: v } : a)) });
   const setCond = (i, k, v) => (form.value = { ...f, conds: f.conds.map((c, j) => (j === i ? { ...c, [k]: v } : c)) });
   async function submit(ev) {
@@ -601,7 +605,11 @@ function Composer() {
     error.value = "";
     const content = { title: f.title, body: f.body };
     if (f.url) content.url = f.url;
-    if (f.titleDe || f.bodyDe) content.variants = { de: { title: f.titleDe || f.title, body: f.bodyDe || f.body } };
+    // Content per language: each variant's own text, the default's where it has none.
+    const variants = f.variants.filter((v) => v.locale.trim() && (v.title || v.body));
+    if (variants.length) {
+      content.variants = Object.fromEntries(variants.map((v) => [v.locale.trim(), { title: v.title || f.title, body: v.body || f.body }]));
+    }
     if (f.actions.length) {
       content.actions = f.actions.map((a) => (a.type === "open_url" ? { label: a.label, type: a.type, url: a.url }
         : a.type === "reply" ? { label: a.label, type: a.type, reply_text: a.reply_text || a.label } : { label: a.label, type: a.type }));
@@ -636,8 +644,18 @@ function Composer() {
           <label for="c-title">${t("title")}</label><input id="c-title" type="text" required maxlength="200" value=${f.title} onInput=${set("title")} />
           <label for="c-body">${t("body")}</label><textarea id="c-body" required maxlength="2000" value=${f.body} onInput=${set("body")}></textarea>
           <label for="c-url">${t("link")}</label><input id="c-url" type="url" value=${f.url} onInput=${set("url")} placeholder="https://" />
-          <label for="c-title-de">${t("title")} (Deutsch)</label><input id="c-title-de" type="text" maxlength="200" value=${f.titleDe} onInput=${set("titleDe")} />
-          <label for="c-body-de">${t("body")} (Deutsch)</label><textarea id="c-body-de" maxlength="2000" value=${f.bodyDe} onInput=${set("bodyDe")}></textarea>
+          ${f.variants.map((v, i) => html`<fieldset class="variant" key=${i}><legend>${t("language")}</legend>
+            <label for=${"c-locale-" + i}>${t("languageCode")}</label>
+            <input id=${"c-locale-" + i} type="text" maxlength="35" pattern="[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*" value=${v.locale}
+              onInput=${(e) => setVariant(i, "locale", e.target.value)} />
+            <label for=${"c-title-" + (v.locale || i)}>${t("title")} (${v.locale || "…"})</label>
+            <input id=${"c-title-" + (v.locale || i)} type="text" maxlength="200" value=${v.title} onInput=${(e) => setVariant(i, "title", e.target.value)} />
+            <label for=${"c-body-" + (v.locale || i)}>${t("body")} (${v.locale || "…"})</label>
+            <textarea id=${"c-body-" + (v.locale || i)} maxlength="2000" value=${v.body} onInput=${(e) => setVariant(i, "body", e.target.value)}></textarea>
+            <button type="button" class="secondary small" onClick=${() => (form.value = { ...f, variants: f.variants.filter((_, j) => j !== i) })}>${t("remove")}</button>
+          </fieldset>`)}
+          <button type="button" class="secondary small" id="c-add-language"
+            onClick=${() => (form.value = { ...f, variants: [...f.variants, { locale: "", title: "", body: "" }] })}>${t("addLanguage")}</button>
         </fieldset>
         <fieldset id="c-actions"><legend>${t("buttons")}</legend>
           ${f.actions.map((a, i) => html`<div class="row" key=${i}>
@@ -701,7 +719,13 @@ function Composer() {
         </fieldset>
         <button type="submit" id="c-save" disabled=${busy.value}>${t("saveDraft")}</button>
       </form>
-      <${Preview} title=${f.title} body=${f.body} app=${f.app} actions=${f.actions} />
+      <div>
+        <label for="c-preview-language">${t("previewIn")}</label>
+        <select id="c-preview-language" value=${shownIn.value} onChange=${(e) => (shownIn.value = e.target.value)}>
+          <option value="">${t("defaultLanguage")}</option>
+          ${f.variants.filter((v) => v.locale).map((v) => html`<option key=${v.locale} value=${v.locale}>${v.locale}</option>`)}</select>
+        <${Preview} title=${(shown && shown.title) || f.title} body=${(shown && shown.body) || f.body} app=${f.app} actions=${f.actions} />
+      </div>
     </div>`;
 }
 
