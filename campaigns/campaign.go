@@ -217,13 +217,25 @@ func (c *Content) Validate() error {
 			return invalid.Field(f+"type", "must be open_url, reply or unsubscribe")
 		}
 	}
+	// Variants are kept under the canonical form of their tag (de-AT, not
+	// de-at), the form subscribers' locales are stored in, so that a
+	// subscriber finds the text written for them however it was typed.
+	canonical := make(map[string]Text, len(c.Variants))
 	for loc, v := range c.Variants {
-		if _, err := subscribers.ValidateLocale("content.variants", loc); err != nil || loc == "" {
+		tag, err := subscribers.ValidateLocale("content.variants", loc)
+		if err != nil || loc == "" {
 			return invalid.Fieldf("content.variants", "%q is not a BCP 47 locale", loc)
 		}
-		if err := v.validate("content.variants." + loc + "."); err != nil {
+		if _, twice := canonical[tag]; twice {
+			return invalid.Fieldf("content.variants", "%q is there twice (as %s)", loc, tag)
+		}
+		if err := v.validate("content.variants." + tag + "."); err != nil {
 			return err
 		}
+		canonical[tag] = v
+	}
+	if c.Variants != nil {
+		c.Variants = canonical
 	}
 	for p, v := range c.Overrides {
 		if !delivery.Platform(p).Valid() {

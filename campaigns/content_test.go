@@ -34,3 +34,30 @@ func TestContentIsValidatedAtSave(t *testing.T) {
 		}
 	}
 }
+
+// TestVariantsAreKeptByCanonicalTag: a variant typed "de-at" reaches a
+// subscriber whose locale is de-AT, and one language may not come twice.
+func TestVariantsAreKeptByCanonicalTag(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	c, err := b.svc.Create(ctx, audit.System("test"), campaigns.Params{App: &b.app.Slug, Name: ptr("x"),
+		Content:  &campaigns.Content{Title: "Sale", Variants: map[string]campaigns.Text{"de-at": {Title: "Ausverkauf"}, "FR": {Title: "Soldes"}}},
+		Audience: &campaigns.Audience{Lists: []string{b.list}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.svc.Get(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Content.Variants) != 2 || got.Content.Variants["de-AT"].Title != "Ausverkauf" || got.Content.Variants["fr"].Title != "Soldes" {
+		t.Fatalf("variants %v", got.Content.Variants)
+	}
+	_, err = b.svc.Create(ctx, audit.System("test"), campaigns.Params{App: &b.app.Slug, Name: ptr("x"),
+		Content:  &campaigns.Content{Title: "Sale", Variants: map[string]campaigns.Text{"de": {Title: "A"}, "DE": {Title: "B"}}},
+		Audience: &campaigns.Audience{Lists: []string{b.list}}})
+	if err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Fatalf("one language twice: %v", err)
+	}
+}

@@ -78,6 +78,20 @@ func TestFind(t *testing.T) {
 	if got := ids(subscribers.Filter{ListID: list.ID, Status: subscribers.StatusPending}, subscribers.Page{Limit: 100}); !slices.Equal(got, pending) {
 		t.Fatalf("pending %v, want %v", got, pending)
 	}
+	// Found by external id within the list, or not a member of it.
+	ext := "find-ext-" + suffix()
+	if _, err := pool.Exec(ctx, `UPDATE subscribers SET external_id = $2 WHERE id = $1`, pending[0], ext); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(subscribers.Filter{ListID: list.ID, ExternalID: ext}, subscribers.Page{Limit: 100}); !slices.Equal(got, pending[:1]) {
+		t.Fatalf("by external id in the list: %v", got)
+	}
+	if got := ids(subscribers.Filter{ListID: list.ID, ExternalID: ext, Status: subscribers.StatusConfirmed}, subscribers.Page{Limit: 100}); len(got) != 0 {
+		t.Fatalf("by external id among the confirmed: %v", got)
+	}
+	if got := ids(subscribers.Filter{ListID: other.ID, ExternalID: ext}, subscribers.Page{Limit: 100}); len(got) != 0 {
+		t.Fatalf("by external id in another list: %v", got)
+	}
 	want := slices.DeleteFunc(slices.Clone(confirmed), func(id int64) bool { return id == confirmed[1] })
 	if got := ids(subscribers.Filter{ListID: list.ID, Status: subscribers.StatusConfirmed, State: subscribers.StateActive},
 		subscribers.Page{Limit: 100}); !slices.Equal(got, want) {

@@ -225,7 +225,19 @@ func Find(ctx context.Context, db database.DB, f Filter, page Page) ([]Subscribe
 	}
 	query := `SELECT ` + prefixed("s.", subscriberColumns) + ` FROM subscribers s WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY s.id LIMIT $%d`
-	if f.ListID != 0 {
+	if f.ListID != 0 && (f.Email != "" || f.ExternalID != "") {
+		// Someone found by address or id is one row: is that one a member?
+		cond := "EXISTS (SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id AND m.list_id = $%d"
+		args = append(args, f.ListID)
+		cond = fmt.Sprintf(cond, len(args))
+		if f.Status != "" {
+			args = append(args, f.Status)
+			cond += fmt.Sprintf(" AND m.status = $%d", len(args))
+		}
+		where = append(where, cond+")")
+		query = `SELECT ` + prefixed("s.", subscriberColumns) + ` FROM subscribers s WHERE ` + strings.Join(where, " AND ") +
+			` ORDER BY s.id LIMIT $%d`
+	} else if f.ListID != 0 {
 		// A list's members are read along the membership key (list,
 		// subscriber), each subscriber looked up by id: a page of a list of
 		// any size costs the same. (A plain join lets the planner merge the

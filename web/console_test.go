@@ -250,11 +250,11 @@ func TestConsoleComposerInChromium(t *testing.T) {
 	}
 	// German and French text, each previewed in its language.
 	if err := chromedp.Do(step(20*time.Second),
-		chromedp.SendKeys(chromedp.ID("c-title-de"), "Winterschlussverkauf"),
-		chromedp.SendKeys(chromedp.ID("c-body-de"), "Alles Warme, 25 % günstiger"),
+		chromedp.SendKeys(chromedp.ID("c-title-0"), "Winterschlussverkauf"),
+		chromedp.SendKeys(chromedp.ID("c-body-0"), "Alles Warme, 25 % günstiger"),
 		chromedp.Click(chromedp.ID("c-add-language")),
 		chromedp.SendKeys(chromedp.ID("c-locale-1"), "fr"),
-		chromedp.SendKeys(chromedp.ID("c-title-fr"), "Soldes d'hiver"),
+		chromedp.SendKeys(chromedp.ID("c-title-1"), "Soldes d'hiver"),
 		chromedp.Evaluate[chromedp.Void](`(() => { const el = document.querySelector("#c-preview-language"); el.value = "fr";
 			el.dispatchEvent(new Event("change", {bubbles: true})); })()`),
 		chromedp.Poll[chromedp.Void](`document.querySelector("#preview-ios").textContent.includes("Soldes d'hiver") &&

@@ -100,7 +100,7 @@ form button.send{background:var(--accent);color:#fff}
   };
   const chatIcon = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
   const clipIcon = "M16.5 6.5l-7.8 7.8a1.5 1.5 0 0 0 2.1 2.1l7.8-7.8a3 3 0 0 0-4.2-4.2l-7.8 7.8a4.5 4.5 0 0 0 6.4 6.4l6.4-6.4";
-  let token = "", events = null, open = false, seenAt = 0, lastTyping = 0, agentTypingTimer = 0, stopped = false;
+  let token = "", events = null, open = false, seenUpTo = 0, lastTyping = 0, agentTypingTimer = 0, stopped = false;
   const attachments = new Map(); // id → its element, made once: links are signed, short-lived and never cached
   const messages = new Map(); // id or client key → message
   let broadcasts = [];
@@ -147,13 +147,14 @@ form button.send{background:var(--accent);color:#fff}
       // A stored token that no longer holds (expired, or the person was
       // erased) is dropped: asking with it again would only count as a
       // failed proof against this browser's address.
-      if (!cfg.externalId && res.status >= 400 && res.status < 500 && res.status !== 429) {
+      if (!cfg.externalId && res.status === 401) {
         localStorage.removeItem("herald_subscriber_token");
         stopped = true;
       }
       throw new Error("session " + res.status);
     }
     token = (await res.json()).token;
+    stopped = false;
   }
 
   // Only web links become links: a campaign may carry an app's deep link,
@@ -169,11 +170,20 @@ form button.send{background:var(--accent);color:#fff}
     if (attachments.has(a.id)) return attachments.get(a.id);
     const box = el("span");
     attachments.set(a.id, box);
+    if (!a.content_type.startsWith("image/")) {
+      // A download asks for its short-lived link when it is clicked.
+      box.append(el("a", { class: "file", href: "#", onclick: (ev) => {
+        ev.preventDefault();
+        call("GET", "attachments/" + a.id).then((r) => {
+          if (!web(r.url)) return;
+          const link = el("a", { href: r.url, download: "" });
+          link.click();
+        }, (e) => (status.textContent = e.message));
+      } }, T.file + " (" + Math.ceil(a.size / 1024) + " KB)"));
+      return box;
+    }
     call("GET", "attachments/" + a.id).then((r) => {
-      if (!web(r.url)) return;
-      box.append(a.content_type.startsWith("image/")
-        ? el("img", { src: r.url, alt: T.file })
-        : el("a", { class: "file", href: r.url, download: "" }, T.file + " (" + Math.ceil(a.size / 1024) + " KB)"));
+      if (web(r.url)) box.append(el("img", { src: r.url, alt: T.file }));
     }, () => attachments.delete(a.id));
     return box;
   }
@@ -205,7 +215,7 @@ form button.send{background:var(--accent);color:#fff}
       let meta = time(m.created_at);
       if (m.state === "pending") meta = T.sending;
       else if (m.state === "failed") meta = T.failed;
-      else if (mine && m === lastMine) meta += " · " + (seenAt && seenAt >= new Date(m.created_at) ? T.seen : T.sent);
+      else if (mine && m === lastMine) meta += " · " + (m.id <= seenUpTo ? T.seen : T.sent);
       return el("div", { class: "m " + (mine ? "subscriber" : "agent") + (m.state ? " " + m.state : ""), "data-id": m.id || "",
         onclick: m.state === "failed" ? () => send(m) : null },
         mine ? null : el("span", { class: "who" }, m.author_name || ""), m.body,
@@ -213,6 +223,12 @@ form button.send{background:var(--accent);color:#fff}
     }) : [el("p", { class: "empty" }, T.empty)]));
     feed.scrollTop = feed.scrollHeight;
     markRead();
+  }
+
+  // seenAll marks what the subscriber sent so far as read by staff (by
+  // message id: the browser's clock has no say).
+  function seenAll() {
+    for (const m of messages.values()) if (m.author === "subscriber" && m.id > seenUpTo) seenUpTo = m.id;
   }
 
   function unread() {
@@ -313,8 +329,8 @@ form button.send{background:var(--accent);color:#fff}
       clearTimeout(agentTypingTimer);
       agentTypingTimer = setTimeout(() => (typing.textContent = ""), 6000);
     });
-    events.addEventListener("read", (ev) => {
-      seenAt = new Date(JSON.parse(ev.data).at);
+    events.addEventListener("read", () => {
+      seenAll();
       render();
     });
     events.addEventListener("error", () => {
@@ -345,7 +361,7 @@ form button.send{background:var(--accent);color:#fff}
     ]);
     history.items.forEach(add);
     // Everything they sent was read already: their last message is seen.
-    if (history.seen) seenAt = new Date();
+    if (history.seen) seenAll();
     broadcasts = received.items;
     if (app.accent_color) host.style.setProperty("--accent", app.accent_color);
     if (app.company_name) title.textContent = app.company_name;

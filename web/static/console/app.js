@@ -582,13 +582,13 @@ function Composer() {
   // The live count: a moment after the audience last changed.
   const audienceKey = JSON.stringify([f.app, audience()]);
   useEffect(() => {
+    // An answer for an audience changed since is dropped: only the newest
+    // question's answer shows.
+    const asked = ++countAsked;
     if (f.lists.length === 0) {
       count.value = null;
       return undefined;
     }
-    // An answer for an audience changed since is dropped: only the newest
-    // question's answer shows.
-    const asked = ++countAsked;
     const timer = setTimeout(() => api("POST", "/audience-preview", { app: f.app, audience: audience() })
       .then((p) => asked === countAsked && (count.value = p), (e) => asked === countAsked && (count.value = { error: e.message })), 400);
     return () => clearTimeout(timer);
@@ -606,6 +606,11 @@ function Composer() {
     const content = { title: f.title, body: f.body };
     if (f.url) content.url = f.url;
     // Content per language: each variant's own text, the default's where it has none.
+    if (f.variants.some((v) => !v.locale.trim() && (v.title || v.body))) {
+      error.value = t("languageCodeMissing");
+      busy.value = false;
+      return;
+    }
     const variants = f.variants.filter((v) => v.locale.trim() && (v.title || v.body));
     if (variants.length) {
       content.variants = Object.fromEntries(variants.map((v) => [v.locale.trim(), { title: v.title || f.title, body: v.body || f.body }]));
@@ -648,10 +653,10 @@ function Composer() {
             <label for=${"c-locale-" + i}>${t("languageCode")}</label>
             <input id=${"c-locale-" + i} type="text" maxlength="35" pattern="[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*" value=${v.locale}
               onInput=${(e) => setVariant(i, "locale", e.target.value)} />
-            <label for=${"c-title-" + (v.locale || i)}>${t("title")} (${v.locale || "…"})</label>
-            <input id=${"c-title-" + (v.locale || i)} type="text" maxlength="200" value=${v.title} onInput=${(e) => setVariant(i, "title", e.target.value)} />
-            <label for=${"c-body-" + (v.locale || i)}>${t("body")} (${v.locale || "…"})</label>
-            <textarea id=${"c-body-" + (v.locale || i)} maxlength="2000" value=${v.body} onInput=${(e) => setVariant(i, "body", e.target.value)}></textarea>
+            <label for=${"c-title-" + i}>${t("title")} (${v.locale || "…"})</label>
+            <input id=${"c-title-" + i} type="text" maxlength="200" value=${v.title} onInput=${(e) => setVariant(i, "title", e.target.value)} />
+            <label for=${"c-body-" + i}>${t("body")} (${v.locale || "…"})</label>
+            <textarea id=${"c-body-" + i} maxlength="2000" value=${v.body} onInput=${(e) => setVariant(i, "body", e.target.value)}></textarea>
             <button type="button" class="secondary small" onClick=${() => (form.value = { ...f, variants: f.variants.filter((_, j) => j !== i) })}>${t("remove")}</button>
           </fieldset>`)}
           <button type="button" class="secondary small" id="c-add-language"
@@ -723,7 +728,7 @@ function Composer() {
         <label for="c-preview-language">${t("previewIn")}</label>
         <select id="c-preview-language" value=${shownIn.value} onChange=${(e) => (shownIn.value = e.target.value)}>
           <option value="">${t("defaultLanguage")}</option>
-          ${f.variants.filter((v) => v.locale).map((v) => html`<option key=${v.locale} value=${v.locale}>${v.locale}</option>`)}</select>
+          ${[...new Set(f.variants.map((v) => v.locale).filter(Boolean))].map((l) => html`<option key=${l} value=${l}>${l}</option>`)}</select>
         <${Preview} title=${(shown && shown.title) || f.title} body=${(shown && shown.body) || f.body} app=${f.app} actions=${f.actions} />
       </div>
     </div>`;
@@ -800,7 +805,10 @@ function onSignal(ev) {
     return;
   }
   const key = d.conversation_id + ":" + d.type + ":" + (d.user_id || d.author);
-  signals.value = { ...signals.value, [key]: { ...d, until: Date.now() + (d.type === "typing" ? 5000 : 35000) } };
+  // A subscriber's widget tells of typing every ten seconds, an agent's
+  // console every three: the mark outlasts the gap.
+  const typingFor = d.author === "subscriber" ? 12000 : 5000;
+  signals.value = { ...signals.value, [key]: { ...d, until: Date.now() + (d.type === "typing" ? typingFor : 35000) } };
   setTimeout(() => (signals.value = { ...signals.value }), d.type === "typing" ? 5100 : 35100);
 }
 function marks(conversationID, type) {
