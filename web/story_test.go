@@ -181,6 +181,9 @@ func TestConsoleStoryInChromium(t *testing.T) {
 			el.dispatchEvent(new Event("input", {bubbles: true})); })()`),
 		chromedp.Click(chromedp.ID("c-save")),
 		chromedp.Poll[chromedp.Void](`document.querySelector("#campaign-status") && document.querySelector("#campaign-status").textContent === "Draft"`),
+		// The audience line comes after the page: wait for it, or the
+		// button moves under the click.
+		chromedp.Poll[chromedp.Void](`document.querySelector("#audience-devices") && document.querySelector("#audience-devices").textContent === "1"`),
 		chromedp.Evaluate[chromedp.Void](`window.heraldNoReload = true`),
 		chromedp.Click(chromedp.ID("action-schedule")),
 		chromedp.Poll[chromedp.Void](`["Scheduled", "Sending", "Finished"].includes(document.querySelector("#campaign-status").textContent)`),
