@@ -182,6 +182,15 @@ type Counts struct {
 	Unassigned int `json:"unassigned"`
 	Open       int `json:"open"`
 	Unread     int `json:"unread"`
+	// Teams are each team's open conversations and their unread messages,
+	// by team id.
+	Teams map[string]TeamCounts `json:"teams"`
+}
+
+// TeamCounts are one team's share of the open conversations.
+type TeamCounts struct {
+	Open   int `json:"open"`
+	Unread int `json:"unread"`
 }
 
 // InboxCounts returns the open conversations' totals for user me.
@@ -193,6 +202,26 @@ func (s *Service) InboxCounts(ctx context.Context, me int64) (*Counts, error) {
 		FROM conversations WHERE status = 'open'`, me).Scan(&c.Mine, &c.MineUnread, &c.Unassigned, &c.Open, &c.Unread)
 	if err != nil {
 		return nil, fmt.Errorf("conversations: inbox counts: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT team_id, count(*), coalesce(sum(unread), 0)
+		FROM conversations WHERE status = 'open' AND team_id IS NOT NULL
+		GROUP BY team_id`)
+	if err != nil {
+		return nil, fmt.Errorf("conversations: team counts: %w", err)
+	}
+	defer rows.Close()
+	c.Teams = map[string]TeamCounts{}
+	for rows.Next() {
+		var team int64
+		var tc TeamCounts
+		if err := rows.Scan(&team, &tc.Open, &tc.Unread); err != nil {
+			return nil, fmt.Errorf("conversations: unable to fetch team counts: %w", err)
+		}
+		c.Teams[strconv.FormatInt(team, 10)] = tc
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("conversations: team counts: %w", err)
 	}
 	return &c, nil
 }

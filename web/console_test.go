@@ -394,6 +394,8 @@ func TestConsoleInboxInChromium(t *testing.T) {
 			el.dispatchEvent(new Event("change", {bubbles: true})); })()`),
 		chromedp.Evaluate[chromedp.Void](`location.hash = "#/inbox?view=team-`+teamID+`"`),
 		chromedp.WaitVisible(chromedp.CSS(`#view-team-`+teamID+`[aria-selected="true"]`)),
+		// The team's tab counts its open conversation.
+		chromedp.Poll[chromedp.Void](`document.querySelector("#view-team-`+teamID+` .count").textContent === "1"`),
 		chromedp.Poll[chromedp.Void](`document.querySelector("#conversations") && document.querySelector("#conversations").textContent.includes("Here is the label")`),
 		chromedp.Evaluate[chromedp.Void](`location.hash = `+strconv.Quote(conversation)),
 		chromedp.WaitVisible(chromedp.ID("labels")),

@@ -875,15 +875,14 @@ function Inbox({ query }) {
   }, [view, inboxTick.value]);
   const c = counts.value || {};
   const number = { unassigned: c.unassigned, mine: c.mine, all: c.open };
-  // A team's unread figure is what its open list shows.
-  const teamUnread = view.startsWith("team-") && items.value ? items.value.filter((x) => x.unread > 0).length : null;
+  const teamCounts = c.teams || {};
   return html`<h1>${t("inbox")}</h1>
     <p class="tabs" role="tablist">${views.map(
       ([v]) => html`<a key=${v} role="tab" id=${"view-" + v} aria-selected=${v === view ? "true" : "false"}
         href=${"#/inbox?view=" + v}>${t("view_" + v)} <span class="count">${number[v] ?? ""}</span></a>`,
     )}${(teams.value || []).map((tm) => html`<a key=${"team-" + tm.id} role="tab" id=${"view-team-" + tm.id}
         aria-selected=${view === "team-" + tm.id ? "true" : "false"} href=${"#/inbox?view=team-" + tm.id}>${tm.name}
-        ${view === "team-" + tm.id && teamUnread ? html` <span class="count">${teamUnread}</span>` : ""}</a>`)}
+        <span class="count">${(teamCounts[tm.id] && teamCounts[tm.id].open) || ""}</span></a>`)}
       ${session.value.kind === "session" && html`<${Availability} />`}
       ${"Notification" in window && Notification.permission === "default" &&
       html`<button type="button" class="secondary small" onClick=${() => Notification.requestPermission()}>${t("desktopNotifications")}</button>`}
