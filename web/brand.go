@@ -88,22 +88,22 @@ func (s *Server) subscriberBrand(ctx context.Context, subscriberID int64, list *
 // brandLogo serves an app's logo.
 func (s *Server) brandLogo(c *fiber.Ctx) error {
 	data, typ, _, err := apps.Logo(c.UserContext(), s.Pool, c.Params("app"))
-	if errors.Is(err, apps.ErrNotFound) || errors.Is(err, apps.ErrNoLogo) {
-		return fiber.ErrNotFound
-	}
-	if err != nil {
-		return err
-	}
-	c.Set(fiber.HeaderContentType, typ)
-	c.Set(fiber.HeaderCacheControl, "public, max-age=86400")
-	return c.Send(data)
+	return sendLogo(c, data, typ, err, apps.ErrNotFound, apps.ErrNoLogo)
 }
 
 // listLogo serves a public list's own logo.
 func (s *Server) listLogo(c *fiber.Ctx) error {
 	data, typ, _, err := subscribers.ListLogo(c.UserContext(), s.Pool, c.Params("list"))
-	if errors.Is(err, subscribers.ErrNotFound) || errors.Is(err, subscribers.ErrNoLogo) {
-		return fiber.ErrNotFound
+	return sendLogo(c, data, typ, err, subscribers.ErrNotFound, subscribers.ErrNoLogo)
+}
+
+// sendLogo answers with a logo, cacheable for a day (a changed logo is a
+// new URL on the pages), or 404 when err is one of missing.
+func sendLogo(c *fiber.Ctx, data []byte, typ string, err error, missing ...error) error {
+	for _, m := range missing {
+		if errors.Is(err, m) {
+			return fiber.ErrNotFound
+		}
 	}
 	if err != nil {
 		return err

@@ -56,7 +56,10 @@ func TestConsoleStoryInChromium(t *testing.T) {
 	// started (a form post): evaluations fail while the page changes.
 	settle := func(browser context.Context, what, js string) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := time.NewTimer(20 * time.Second)
+		defer deadline.Stop()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
 		for {
 			ctx, cancel := context.WithTimeout(browser, 2*time.Second)
 			ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
@@ -64,10 +67,11 @@ func TestConsoleStoryInChromium(t *testing.T) {
 			if err == nil && ok {
 				return
 			}
-			if time.Now().After(deadline) {
+			select {
+			case <-deadline.C:
 				t.Fatalf("%s: %v", what, err)
+			case <-tick.C:
 			}
-			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	suffix := randomSuffix()[:6]
