@@ -559,3 +559,60 @@ func TestConsoleAdminInChromium(t *testing.T) {
 		t.Fatalf("the audit log: %v", err)
 	}
 }
+
+// TestConsoleComposerScheduleInChromium: what the composer's schedule and
+// buttons become in the campaign it saves: nine in the morning in each
+// subscriber's zone, outside quiet hours, at most 600 a minute, with an
+// answer button.
+func TestConsoleComposerScheduleInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	t.Parallel()
+	b := setup(t)
+	base := "http://" + serve(t, b.appWith(nil))
+	sid, _ := b.sessionFor(b.newUser(access.RoleMarketer))
+	step := browserSignedIn(t, base, sid)
+	day := time.Now().AddDate(0, 0, 2).Format("2006-01-02")
+	set := func(css, value string) chromedp.Action[chromedp.Void] {
+		return chromedp.Evaluate[chromedp.Void](`(() => { const el = document.querySelector(` + strconv.Quote(css) + `); el.value = ` +
+			strconv.Quote(value) + `; el.dispatchEvent(new Event("input", {bubbles: true})); el.dispatchEvent(new Event("change", {bubbles: true})); })()`)
+	}
+	if err := chromedp.Do(step(40*time.Second), chromedp.Navigate(base+"/console?lang=en#/campaigns/new"),
+		chromedp.WaitVisible(chromedp.ID("c-name")),
+		chromedp.SendKeys(chromedp.ID("c-name"), "Morning news"),
+		set("#c-app", b.appSlug),
+		chromedp.SendKeys(chromedp.ID("c-title"), "Good morning"),
+		chromedp.SendKeys(chromedp.ID("c-body"), "Coffee is on us today"),
+		chromedp.Click(chromedp.CSS(`#c-lists input[value="`+b.list+`"]`)),
+		chromedp.Click(chromedp.ID("c-add-button")),
+		chromedp.SendKeys(chromedp.CSS(`#c-actions input[aria-label="Label"]`), "Yes please"),
+		set(`#c-actions select`, "reply"),
+		chromedp.Click(chromedp.CSS(`input[name="mode"][value="local"]`)),
+		chromedp.WaitVisible(chromedp.ID("c-local-date")),
+		set("#c-local-date", day),
+		set("#c-local-time", "09:00"),
+		chromedp.Click(chromedp.ID("c-quiet")),
+		chromedp.WaitVisible(chromedp.ID("c-zone")),
+		set("#c-zone", "Europe/Berlin"),
+		set("#c-throttle", "600"),
+		chromedp.Click(chromedp.ID("c-save")),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#campaign-status") && document.querySelector("#campaign-status").textContent === "Draft"`),
+	); err != nil {
+		t.Fatalf("compose: %v", err)
+	}
+	id, err := chromedp.Run(step(10*time.Second), chromedp.Evaluate[string](`location.hash.split("/").pop()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.do(http.MethodGet, "/api/v1/campaigns/"+id, b.marketer, "", nil).json(t)
+	schedule, _ := c["schedule"].(map[string]any)
+	quiet, _ := schedule["quiet_hours"].(map[string]any)
+	actions, _ := c["content"].(map[string]any)["actions"].([]any)
+	if schedule["mode"] != "local" || schedule["local_date"] != day || schedule["local_time"] != "09:00" ||
+		schedule["default_timezone"] != "Europe/Berlin" || quiet["start"] != "22:00" || quiet["end"] != "08:00" ||
+		c["throttle_per_minute"] != float64(600) || len(actions) != 1 ||
+		actions[0].(map[string]any)["type"] != "reply" || actions[0].(map[string]any)["reply_text"] != "Yes please" {
+		t.Fatalf("saved %v", c)
+	}
+}

@@ -2,7 +2,9 @@ package web_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -337,9 +339,34 @@ func TestWidgetOnAnotherSiteInChromium(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`(() => { const r = `+widget+`; const input = r.querySelector("textarea");
 			input.value = `+strconv.Quote(message)+`; r.querySelector("form").requestSubmit(); })()`),
 		chromedp.Poll[chromedp.Void](`[...`+widget+`.querySelectorAll(".m.subscriber")].some((m) => m.dataset.id && m.textContent.includes(`+strconv.Quote(message)+`))`),
-		chromedp.Navigate("about:blank"),
+		// A picture, chosen as a person would (the file input's change).
+		chromedp.Evaluate[chromedp.Void](`(() => { const input = `+widget+`.querySelector("input[type=file]");
+			const png = Uint8Array.from(atob("`+base64.StdEncoding.EncodeToString(pngBytes)+`"), (c) => c.charCodeAt(0));
+			const dt = new DataTransfer(); dt.items.add(new File([png], "sole.png", { type: "image/png" }));
+			input.files = dt.files; input.dispatchEvent(new Event("change")); })()`),
+		chromedp.Poll[chromedp.Void](`[...`+widget+`.querySelectorAll(".m.subscriber")].some((m) => m.dataset.id && m.textContent.includes("sole.png") && m.querySelector("img"))`),
 	); err != nil {
 		t.Fatalf("the customer writes: %v", err)
+	}
+	// An agent answers with buttons; the customer taps the answer.
+	var conversationID int64
+	waitFor(t, func() bool {
+		return b.pool.QueryRow(context.Background(), `SELECT c.id FROM conversations c JOIN subscribers s ON s.id = c.subscriber_id
+			WHERE s.external_id = $1`, ext).Scan(&conversationID) == nil
+	})
+	if res := b.postJSON(fmt.Sprintf("/api/v1/conversations/%d/messages", conversationID), b.agent, map[string]any{
+		"body": "Which width?", "buttons": []map[string]any{{"label": "Wide"}, {"label": "Size chart", "url": "https://shop.example/sizes"}},
+	}); res.status != http.StatusCreated {
+		t.Fatalf("the agent answers: %d %s", res.status, res.body)
+	}
+	if err := chromedp.Do(ctx(20*time.Second),
+		chromedp.Poll[chromedp.Void](`[...`+widget+`.querySelectorAll(".m.agent .btn")].some((b) => b.textContent === "Wide")`),
+		chromedp.Poll[chromedp.Void](`[...`+widget+`.querySelectorAll(".m.agent a.btn")].some((a) => a.href === "https://shop.example/sizes")`),
+		chromedp.Evaluate[chromedp.Void](`[...`+widget+`.querySelectorAll(".m.agent button.btn")].find((b) => b.textContent === "Wide").click()`),
+		chromedp.Poll[chromedp.Void](`[...`+widget+`.querySelectorAll(".m.subscriber")].some((m) => m.dataset.id && m.textContent.startsWith("Wide"))`),
+		chromedp.Navigate("about:blank"),
+	); err != nil {
+		t.Fatalf("the customer taps an answer: %v", err)
 	}
 	waitFor(t, func() bool {
 		res := b.do(http.MethodGet, "/api/v1/conversations/search?q="+url.QueryEscape("Größe 46"), b.agent, "", nil)
