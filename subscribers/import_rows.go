@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/herald-im/herald/invalid"
 )
@@ -17,6 +18,7 @@ import (
 type rowParser struct {
 	lists    map[string]int64
 	progress func(rowsRead int64)
+	reported time.Time // when progress was last written
 	// Validated zones and locales: a file repeats a few values a million
 	// times, and loading a zone costs far more than a map lookup.
 	zones   map[string]error
@@ -79,7 +81,10 @@ func (p *rowParser) next() ([]any, error) {
 			return nil, err
 		}
 		p.read++
-		if p.read%100_000 == 0 {
+		// Progress is for a person watching a bar: a few times a second
+		// is live, and costs an update per quarter second at most.
+		if p.read%5_000 == 0 && time.Since(p.reported) >= 250*time.Millisecond {
+			p.reported = time.Now()
 			p.progress(p.read)
 		}
 		line, _ := p.r.FieldPos(0)
