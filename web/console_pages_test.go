@@ -26,9 +26,7 @@ func TestConsoleAppPageInChromium(t *testing.T) {
 	}
 	t.Parallel()
 	b := setup(t)
-	base := "http://" + serve(t, b.appWith(nil))
-	sid, _ := b.sessionFor(b.newUser(access.RoleAdmin))
-	step := browserSignedIn(t, base, sid)
+	base, step := b.consoleFor(b.newUser(access.RoleAdmin))
 	b.confirmedFCMSubscribers(1)
 	var deviceID, subscriberID int64
 	var token string
@@ -114,9 +112,7 @@ func TestConsoleImportInChromium(t *testing.T) {
 	}
 	t.Parallel()
 	b := setup(t)
-	base := "http://" + serve(t, b.appWith(nil))
-	sid, _ := b.sessionFor(b.newUser(access.RoleMarketer))
-	step := browserSignedIn(t, base, sid)
+	base, step := b.consoleFor(b.newUser(access.RoleMarketer))
 	suffix := randomSuffix()
 	var csv strings.Builder
 	csv.WriteString("external_id,email,lists,consent_source\n")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/herald-im/herald/access"
 	"github.com/herald-im/herald/optin"
+	"github.com/herald-im/herald/users"
 )
 
 // docsScreenshot saves the page as docs/<name>.png when
@@ -82,10 +83,7 @@ func TestConsoleCampaignPageInChromium(t *testing.T) {
 	}
 	t.Parallel()
 	b := setup(t)
-	// An app of its own: the shared one is shut down by whichever test
-	// serving it ends first.
-	base := "http://" + serve(t, b.appWith(nil))
-	sid, _ := b.sessionFor(b.newUser(access.RoleMarketer))
+	base, step := b.consoleFor(b.newUser(access.RoleMarketer))
 
 	const devices = 3
 	b.confirmedFCMSubscribers(devices)
@@ -103,7 +101,6 @@ func TestConsoleCampaignPageInChromium(t *testing.T) {
 		t.Fatalf("schedule: %d %s", r.status, r.body)
 	}
 
-	step := browserSignedIn(t, base, sid)
 	// The list, then the campaign, still scheduled.
 	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/console?lang=en#/campaigns"),
 		chromedp.WaitVisible(chromedp.CSS(`a[href="#/campaigns/`+fmt.Sprint(id)+`"]`)),
@@ -210,13 +207,9 @@ func TestConsoleComposerInChromium(t *testing.T) {
 	}
 	t.Parallel()
 	b := setup(t)
-	// An app of its own: the shared one is shut down by whichever test
-	// serving it ends first.
-	base := "http://" + serve(t, b.appWith(nil))
 	const devices = 2
 	b.confirmedFCMSubscribers(devices)
-	sid, _ := b.sessionFor(b.newUser(access.RoleMarketer))
-	step := browserSignedIn(t, base, sid)
+	base, step := b.consoleFor(b.newUser(access.RoleMarketer))
 	if err := chromedp.Do(step(20*time.Second), chromedp.Navigate(base+"/console?lang=en#/campaigns"),
 		chromedp.Click(chromedp.CSS(`#new-campaign`)),
 		chromedp.WaitVisible(chromedp.CSS(`#c-name`)),
@@ -322,12 +315,8 @@ func TestConsoleInboxInChromium(t *testing.T) {
 	}
 	t.Parallel()
 	b := setup(t)
-	// An app of its own: the shared one is shut down by whichever test
-	// serving it ends first.
-	base := "http://" + serve(t, b.appWith(nil))
 	agent := b.newUser(access.RoleAgent)
-	sid, _ := b.sessionFor(agent)
-	step := browserSignedIn(t, base, sid)
+	base, step := b.consoleFor(agent)
 	if err := chromedp.Do(step(20*time.Second),
 		chromedp.Navigate(base+"/console?lang=en#/inbox"),
 		chromedp.WaitVisible(chromedp.CSS(`#view-unassigned`)),
@@ -352,6 +341,17 @@ func TestConsoleInboxInChromium(t *testing.T) {
 		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("#messages .message.agent:not(.pending)")].some((m) => m.textContent.includes("It left our warehouse"))`),
 	); err != nil {
 		t.Fatalf("see the message arrive, pick it up, answer: %v", err)
+	}
+	// A reply with a button under it: a link the subscriber can open.
+	if err := chromedp.Do(step(20*time.Second),
+		chromedp.Click(chromedp.ID("add-reply-button")),
+		chromedp.SendKeys(chromedp.CSS(`.reply input[aria-label="Label"]`), "Track it"),
+		chromedp.SendKeys(chromedp.CSS(`.reply input[type="url"]`), "https://shop.example.com/track/42"),
+		chromedp.SendKeys(chromedp.ID("reply"), "Here is the tracking page."),
+		chromedp.Click(chromedp.ID("send")),
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("#messages .message.agent:not(.pending)")].some((m) => m.textContent.includes("tracking page"))`),
+	); err != nil {
+		t.Fatalf("a reply with a button: %v", err)
 	}
 	// The subscriber types: the agent sees it.
 	if res := b.postJSON("/public/v1/conversation/typing", token, nil); res.status != http.StatusNoContent {
@@ -442,7 +442,8 @@ func TestConsoleInboxInChromium(t *testing.T) {
 	}
 	res := b.do(http.MethodGet, "/public/v1/conversation/messages", token, "", nil)
 	if res.status != http.StatusOK || !strings.Contains(string(res.body), "It left our warehouse this morning.") ||
-		!strings.Contains(string(res.body), agent.Name) {
+		!strings.Contains(string(res.body), agent.Name) || !strings.Contains(string(res.body), `"label":"Track it"`) ||
+		!strings.Contains(string(res.body), `"url":"https://shop.example.com/track/42"`) {
 		t.Fatalf("the subscriber's history: %d %s", res.status, res.body)
 	}
 }
@@ -482,6 +483,16 @@ func browserSignedIn(t *testing.T, base, sid string) (step func(time.Duration) c
 	return step
 }
 
+// consoleFor serves an app of its own (the shared one is shut down by
+// whichever test serving it ends first) and starts Chromium signed in as u
+// there; step bounds one step of the test.
+func (b *testBundle) consoleFor(u users.User) (base string, step func(time.Duration) context.Context) {
+	b.t.Helper()
+	base = "http://" + serve(b.t, b.appWith(nil))
+	sid, _ := b.sessionFor(u)
+	return base, browserSignedIn(b.t, base, sid)
+}
+
 // signIn gives the browser the session sid.
 func signIn(t *testing.T, ctx context.Context, base, sid string) {
 	t.Helper()
@@ -499,11 +510,7 @@ func TestConsoleAdminInChromium(t *testing.T) {
 	}
 	t.Parallel()
 	b := setup(t)
-	// An app of its own: the shared one is shut down by whichever test
-	// serving it ends first.
-	base := "http://" + serve(t, b.appWith(nil))
-	sid, _ := b.sessionFor(b.newUser(access.RoleAdmin))
-	stepFor := browserSignedIn(t, base, sid)
+	base, stepFor := b.consoleFor(b.newUser(access.RoleAdmin))
 	step := func() context.Context { return stepFor(20 * time.Second) }
 	hook := "https://crm.example.com/hooks/" + randomSuffix()
 	keyName := "crm sync " + randomSuffix()
@@ -570,9 +577,7 @@ func TestConsoleComposerScheduleInChromium(t *testing.T) {
 	}
 	t.Parallel()
 	b := setup(t)
-	base := "http://" + serve(t, b.appWith(nil))
-	sid, _ := b.sessionFor(b.newUser(access.RoleMarketer))
-	step := browserSignedIn(t, base, sid)
+	base, step := b.consoleFor(b.newUser(access.RoleMarketer))
 	day := time.Now().AddDate(0, 0, 2).Format("2006-01-02")
 	set := func(css, value string) chromedp.Action[chromedp.Void] {
 		return chromedp.Evaluate[chromedp.Void](`(() => { const el = document.querySelector(` + strconv.Quote(css) + `); el.value = ` +

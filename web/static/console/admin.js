@@ -4,22 +4,10 @@
 import { useEffect } from "./vendor/hooks.js";
 import { useSignal } from "./vendor/signals.js";
 import { t } from "./i18n.js";
-import { api, upload, html, when, AdminTabs, Secret } from "./app.js";
+import { api, attempt, upload, html, when, AdminTabs, Secret } from "./app.js";
 
 function Failure({ error }) {
   return error.value ? html`<p class="error" role="alert">${error.value}</p>` : null;
-}
-
-// attempt runs a change and shows its failure; it reports whether it worked.
-async function attempt(error, fn) {
-  error.value = "";
-  try {
-    await fn();
-    return true;
-  } catch (e) {
-    error.value = e.message;
-    return false;
-  }
 }
 
 const roles = ["admin", "marketer", "agent"];

@@ -54,6 +54,19 @@ export async function upload(method, path, file, contentType) {
   return data;
 }
 
+// attempt runs a change and shows its failure in error; it reports
+// whether the change worked.
+export async function attempt(error, fn) {
+  error.value = "";
+  try {
+    await fn();
+    return true;
+  } catch (e) {
+    error.value = e.message;
+    return false;
+  }
+}
+
 const number = new Intl.NumberFormat(lang);
 export const fmt = (n) => number.format(n || 0);
 export const when = (s) => (s ? new Date(s).toLocaleString(lang) : "");
@@ -260,10 +273,9 @@ function TestSend({ id }) {
   const error = useSignal("");
   async function add(ev) {
     ev.preventDefault();
-    error.value = "";
     const q = query.value.trim();
     if (!q) return;
-    try {
+    await attempt(error, async () => {
       let sub;
       if (/^\d+$/.test(q)) sub = await api("GET", "/subscribers/" + q);
       else {
@@ -273,18 +285,11 @@ function TestSend({ id }) {
       if (!sub) throw new Error(t("noSubscribers"));
       if (!chosen.value.some((s) => s.id === sub.id)) chosen.value = [...chosen.value, sub];
       query.value = "";
-    } catch (e) {
-      error.value = e.message;
-    }
+    });
   }
-  async function send() {
-    error.value = "";
-    try {
-      report.value = await api("POST", "/campaigns/" + id + "/test-send", { subscriber_ids: chosen.value.map((s) => s.id) });
-    } catch (e) {
-      error.value = e.message;
-    }
-  }
+  const send = () => attempt(error, async () => {
+    report.value = await api("POST", "/campaigns/" + id + "/test-send", { subscriber_ids: chosen.value.map((s) => s.id) });
+  });
   const r = report.value;
   return html`<section id="test-send"><h2>${t("testSend")}</h2>
     ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
@@ -312,26 +317,15 @@ function Lists() {
   }, []);
   async function create(ev) {
     ev.preventDefault();
-    error.value = "";
-    try {
-      await api("POST", "/lists", form.value);
+    if (await attempt(error, () => api("POST", "/lists", form.value))) {
       form.value = { name: "", slug: "", description: "", optin: "double", visibility: "public", consent_text: "" };
       load();
-    } catch (e) {
-      error.value = e.message;
     }
   }
   async function listLogo(l, ev) {
     const file = ev.target.files[0];
     ev.target.value = "";
-    if (!file) return;
-    error.value = "";
-    try {
-      await upload("PUT", "/lists/" + encodeURIComponent(l.slug) + "/logo", file);
-      load();
-    } catch (e) {
-      error.value = e.message;
-    }
+    if (file && (await attempt(error, () => upload("PUT", "/lists/" + encodeURIComponent(l.slug) + "/logo", file)))) load();
   }
   const f = form.value;
   // The slug follows the name until someone types one.
@@ -503,31 +497,22 @@ function SubscriberConversations({ id }) {
 function PersonalData({ sub, reload }) {
   const error = useSignal("");
   const busy = useSignal(false);
-  async function exportData() {
-    error.value = "";
-    try {
-      const data = await api("GET", "/subscribers/" + sub.id + "/export");
-      const a = document.createElement("a");
-      a.href = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
-      a.download = "subscriber-" + sub.id + ".json";
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-    } catch (e) {
-      error.value = e.message;
-    }
-  }
+  const exportData = () => attempt(error, async () => {
+    const data = await api("GET", "/subscribers/" + sub.id + "/export");
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
+    a.download = "subscriber-" + sub.id + ".json";
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  });
   async function erase() {
     if (!confirm(t("eraseConfirm"))) return;
     busy.value = true;
-    error.value = "";
-    try {
+    await attempt(error, async () => {
       await api("POST", "/subscribers/" + sub.id + "/erase");
       await reload();
-    } catch (e) {
-      error.value = e.message;
-    } finally {
-      busy.value = false;
-    }
+    });
+    busy.value = false;
   }
   return html`<h2>${t("personalData")}</h2>
     ${error.value && html`<p class="error" role="alert">${error.value}</p>`}
@@ -970,12 +955,7 @@ function Conversation({ id }) {
     }
   }
   async function assign(body) {
-    try {
-      await api("POST", "/conversations/" + id + "/assign", body);
-      load();
-    } catch (e) {
-      error.value = e.message;
-    }
+    if (await attempt(error, () => api("POST", "/conversations/" + id + "/assign", body))) load();
   }
   async function snooze() {
     const until = new Date();
