@@ -3,6 +3,8 @@ package optin_test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
@@ -53,8 +55,11 @@ func setupService(t *testing.T) *testBundle {
 	}
 	t.Cleanup(sim.Close)
 	store := apps.NewStore(testSecret)
-	suffix := time.Now().Format("150405.000000")
-	slug := "app-" + strings.ReplaceAll(suffix, ".", "")
+	// Random, not the clock: parallel tests start in the same microsecond.
+	raw := make([]byte, 8)
+	rand.Read(raw)
+	suffix := hex.EncodeToString(raw)
+	slug := "app-" + suffix
 	app, err := store.Create(ctx, pool, slug, "App", "mailto:ops@example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +71,7 @@ func setupService(t *testing.T) *testBundle {
 	mailer := &optin.SMTPMailer{Addr: smtp.addr, From: "herald@example.com"}
 	svc := optin.NewService(pool, dbtest.Inserter(pool), store, apps.NewSenders(pool, store, delivery.Options{RootCAs: sim.CertPool()}, logger), mailer,
 		testConfig, logger)
-	listSlug, name := "l-"+strings.ReplaceAll(suffix, ".", ""), "Weekly"
+	listSlug, name := "l-"+suffix, "Weekly"
 	list, err := subscribers.CreateList(ctx, pool, subscribers.ListParams{Slug: &listSlug, Name: &name})
 	if err != nil {
 		t.Fatal(err)
